@@ -1,0 +1,188 @@
+"""Typed configs: frozen dataclasses that round-trip through dicts, JSON and TOML.
+
+Stdlib only: every layer (the torch-free runtime included) may import this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bell_edge.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CANONICAL_LEADS: tuple[str, ...] = (
+    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+)  # fmt: skip
+SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
+
+C = TypeVar("C")
+
+
+class ConfigError(InputError):
+    """A config file or override that does not fit the dataclass."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """The one preprocessing shared by training and deployment."""
+
+    fs: int = 100  # target sampling rate, Hz
+    window_s: float = 10.0  # fixed window length, seconds
+    band_hz: tuple[float, float] = (0.5, 40.0)  # zero-phase Butterworth band-pass
+    filter_order: int = 4  # Butterworth order, as PTB-XL; applied forward and backward
+    std_floor: float = 1e-3  # a lead whose std is below this is flat and stays 0
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.fs * self.window_s))
+
+    def hash(self) -> str:
+        return config_hash(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Multi-branch 1-D ResNet encoder and its heads.
+
+    `channels` lists the output width of every conv of one branch in order (stem, then two per
+    residual block). Empty means "derive from stem_width/stage_widths/blocks_per_stage"; a pruned
+    model carries its explicit widths here so it can be rebuilt from config + state dict.
+    """
+
+    n_leads: int = 12
+    stem_width: int = 32
+    stage_widths: tuple[int, ...] = (32, 64, 128)
+    blocks_per_stage: tuple[int, ...] = (1, 1, 1)
+    kernel_size: int = 7
+    channels: tuple[int, ...] = ()
+    shared_weights: bool = False
+    layout: str = "modules"  # modules | grouped (separate weights); ignored when shared
+    proj_hidden: int = 256
+    proj_dim: int = 64
+    n_classes: int = 5
+    dropout: float = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    crop_min: float = 0.5  # random resized crop keeps this fraction or more
+    timeout_max: float = 0.5  # time-out masking span up to this fraction
+    noise_std: float = 0.05
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    wander_amp: float = 0.1
+    wander_max_hz: float = 0.5
+    per_lead: bool = True  # draw parameters per lead (True) or per record (False)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    method: str = "bell"  # bell | byol
+    gamma: float = 0.8
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 2.0
+    grad_clip: float = 3.0
+    momentum_base: float = 0.996
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    sync_bn: bool = False
+    checkpoint_every: int = 200  # steps
+    split: str = "train"
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    mode: str = "full"  # linear | full
+    label_fraction: float = 1.0
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    encoder_lr_scale: float = 0.3  # full mode: encoder lr = lr * this
+    weight_decay: float = 1e-3
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict of builtins (tuples become lists), ready for JSON or TOML."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable sha256 of a config: key order and Python version do not change it."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build `cls` from a (possibly partial) dict; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a table, got {value!r}")
+        return from_dict(hint, value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        item = args[0]
+        return tuple(_coerce(item, v, name) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{name}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def replace(cfg: C, **overrides: Any) -> C:
+    """`dataclasses.replace` that ignores None values (unset CLI flags)."""
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_toml(cls: type[C], path: str | Path) -> C:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        return from_dict(cls, data)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def dump_toml(cfg: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(to_dict(cfg))

@@ -1,0 +1,89 @@
+"""THE preprocessing, shared by training, calibration and the bedside runtime (numpy + scipy).
+
+One raw segment of `window_s` seconds at any rate becomes one model window:
+resample (polyphase) -> zero-phase Butterworth band-pass -> per-lead z-score -> crop or pad.
+Training windows and streaming windows go through the same `preprocess_window`, so a monitor
+sees exactly what the model saw in training.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from scipy import signal as sps
+
+from bell_edge.config import PreprocessConfig
+
+__all__ = ["PreprocessConfig", "fit_length", "preprocess", "preprocess_window", "record_windows"]
+
+
+@lru_cache(maxsize=32)
+def _bandpass_sos(order: int, low: float, high: float, fs: int) -> np.ndarray:
+    return sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: int) -> np.ndarray:
+    """Polyphase resampling along the last axis (anti-aliasing included)."""
+    if fs_in == fs_out:
+        return x
+    ratio = Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+
+
+def preprocess(x: np.ndarray, fs: float, cfg: PreprocessConfig) -> np.ndarray:
+    """Resample, band-pass and z-score a `(leads, samples)` signal of any length.
+
+    A flat lead (std below `cfg.std_floor`) becomes all zeros, never NaN.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = resample(x - x.mean(axis=-1, keepdims=True), fs, cfg.fs)
+    sos = _bandpass_sos(cfg.filter_order, *cfg.band_hz, cfg.fs)
+    padlen = min(3 * (2 * len(sos) + 1), x.shape[-1] - 1)
+    x = sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+    x = x - x.mean(axis=-1, keepdims=True)
+    std = x.std(axis=-1, keepdims=True)
+    flat = std < cfg.std_floor
+    x = np.where(flat, 0.0, x / np.where(flat, 1.0, std))
+    return x.astype(np.float32)
+
+
+def fit_length(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop or zero-pad the last axis to `n`; returns the array and a bool mask of real samples."""
+    valid = np.zeros(n, dtype=bool)
+    m = min(x.shape[-1], n)
+    valid[:m] = True
+    if x.shape[-1] >= n:
+        return np.ascontiguousarray(x[..., :n]), valid
+    out = np.zeros((*x.shape[:-1], n), dtype=x.dtype)
+    out[..., :m] = x
+    return out, valid
+
+
+def preprocess_window(
+    x: np.ndarray, fs: float, cfg: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """One raw segment -> one fixed-length window `(leads, cfg.window_samples)` + valid mask."""
+    return fit_length(preprocess(x, fs, cfg), cfg.window_samples)
+
+
+def window_starts(n_samples: int, fs: float, cfg: PreprocessConfig) -> list[int]:
+    """Start samples (at the input rate) of the non-overlapping windows of a record.
+
+    A record shorter than one window gives one padded window; otherwise only full windows.
+    """
+    span = int(round(cfg.window_s * fs))
+    if n_samples <= span:
+        return [0]
+    return list(range(0, n_samples - span + 1, span))
+
+
+def record_windows(
+    x: np.ndarray, fs: float, cfg: PreprocessConfig, max_windows: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """All windows of a record: `(W, leads, T)` float32, `(W, T)` valid masks, start samples."""
+    span = int(round(cfg.window_s * fs))
+    starts = window_starts(x.shape[-1], fs, cfg)[:max_windows]
+    pairs = [preprocess_window(x[..., s : s + span], fs, cfg) for s in starts]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), starts

@@ -1,0 +1,197 @@
+"""Read one WFDB record into the canonical 12-lead order.
+
+Any record `wfdb` reads (`.dat`, `.mat` signal files) comes back as float32 `(12, samples)` with
+a boolean lead mask: missing leads are zero rows, extra leads (Frank XYZ, ...) are dropped.
+Every fault is a `RecordError` whose one-line message names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from bell_edge.config import CANONICAL_LEADS
+from bell_edge.errors import InputError
+
+MIN_FS = 50.0
+MIN_SECONDS = 2.0
+MAX_GAP_SECONDS = 0.05  # NaN runs up to this long are interpolated; longer ones are faults
+
+_ALIASES = {name.lower(): name for name in CANONICAL_LEADS}
+_ALIASES.update({"mlii": "II", "mli": "I", "mliii": "III", "lead i": "I", "lead ii": "II"})
+# Leads that exist but are not part of the standard 12: dropped without complaint.
+_EXTRA_LEADS = {"vx", "vy", "vz", "x", "y", "z", "v3r", "v4r", "v5r", "v7", "v8", "v9", "ecg"}
+
+
+class RecordError(InputError):
+    """A record that cannot be used; the message is one line naming the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    record_id: str
+    path: Path  # record path without extension
+    signal: np.ndarray  # float32 (12, samples), canonical lead order, zeros where missing
+    fs: float
+    lead_mask: np.ndarray  # bool (12,), True where the lead was recorded
+    source_leads: tuple[str, ...]  # lead names as written in the header
+    units: tuple[str, ...]
+    comments: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float:
+        return self.signal.shape[1] / self.fs
+
+
+def record_path(path: str | Path) -> Path:
+    """The record path without extension, from a path with or without `.hea`."""
+    path = Path(path)
+    if path.suffix in (".hea", ".dat", ".mat"):
+        path = path.with_suffix("")
+    return path
+
+
+def canonical_lead(name: str) -> str | None:
+    """Canonical name of a lead alias, None for a known extra lead; KeyError when unknown."""
+    key = re.sub(r"[\s_-]+", " ", name.strip().lower())
+    if key in _ALIASES:
+        return _ALIASES[key]
+    if key in _EXTRA_LEADS:
+        return None
+    raise KeyError(name)
+
+
+def read_header(path: str | Path) -> wfdb.Record:
+    """Parse the header only; a missing or unparseable header is a RecordError."""
+    path = record_path(path)
+    hea = path.with_suffix(".hea")
+    if not hea.is_file():
+        raise RecordError(f"{hea}: no such header file")
+    try:
+        return wfdb.rdheader(str(path))
+    except Exception as exc:  # wfdb raises bare ValueError/IndexError/... on bad headers
+        raise RecordError(f"{hea}: header does not parse ({_reason(exc)})") from None
+
+
+def lead_mapping(header: wfdb.Record, hea: Path) -> list[tuple[int, int]]:
+    """(source column, canonical row) pairs; unknown names and duplicates are faults."""
+    pairs: list[tuple[int, int]] = []
+    seen: set[str] = set()
+    unknown = []
+    for column, name in enumerate(header.sig_name or []):
+        try:
+            canonical = canonical_lead(name)
+        except KeyError:
+            unknown.append(name)
+            continue
+        if canonical is None:
+            continue
+        if canonical in seen:
+            raise RecordError(f"{hea}: lead {canonical} appears twice")
+        seen.add(canonical)
+        pairs.append((column, CANONICAL_LEADS.index(canonical)))
+    if unknown:
+        raise RecordError(f"{hea}: unknown lead names {', '.join(map(repr, unknown))}")
+    if not pairs:
+        raise RecordError(f"{hea}: none of the standard 12 leads is present")
+    return pairs
+
+
+def read_record(path: str | Path) -> Record:
+    """Read a record, check it and map it to the canonical 12 leads."""
+    path = record_path(path)
+    hea = path.with_suffix(".hea")
+    try:
+        rec = wfdb.rdrecord(str(path), physical=True, return_res=32)
+    except Exception as exc:  # diagnose from the header alone for a precise message
+        header = read_header(path)
+        _check_signal_files(header, path)
+        raise RecordError(f"{hea}: signal does not read ({_reason(exc)})") from None
+    fs = float(rec.fs or 0)
+    if fs < MIN_FS:
+        raise RecordError(f"{hea}: sampling rate {fs:g} Hz is below {MIN_FS:g} Hz")
+    mapping = lead_mapping(rec, hea)
+    _check_signal_files(rec, path)
+    raw = rec.p_signal
+    if raw is None or raw.ndim != 2 or raw.shape[1] != rec.n_sig:
+        raise RecordError(f"{hea}: header lists {rec.n_sig} signals, the file holds another count")
+    if raw.shape[0] < MIN_SECONDS * fs:
+        raise RecordError(f"{hea}: {raw.shape[0] / fs:.2f} s long, shorter than {MIN_SECONDS:g} s")
+    signal = np.zeros((len(CANONICAL_LEADS), raw.shape[0]), dtype=np.float32)
+    mask = np.zeros(len(CANONICAL_LEADS), dtype=bool)
+    for column, row in mapping:
+        signal[row] = _fill_gaps(raw[:, column], fs, hea, CANONICAL_LEADS[row])
+        mask[row] = True
+    return Record(
+        record_id=path.name,
+        path=path,
+        signal=signal,
+        fs=fs,
+        lead_mask=mask,
+        source_leads=tuple(rec.sig_name),
+        units=tuple(rec.units or ()),
+        comments=tuple(rec.comments or ()),
+    )
+
+
+def _check_signal_files(header: wfdb.Record, path: Path) -> None:
+    """Missing or truncated signal files, checked before wfdb reads them."""
+    hea = path.with_suffix(".hea")
+    if len(header.sig_name or []) != header.n_sig:
+        raise RecordError(
+            f"{hea}: header declares {header.n_sig} signals but describes {len(header.sig_name)}"
+        )
+    names = dict.fromkeys(header.file_name or [])
+    for name in names:
+        file = path.parent / name
+        if not file.is_file():
+            raise RecordError(f"{hea}: signal file {name} is missing")
+    if header.sig_len and all(str(n).endswith(".dat") for n in names):
+        # Format-16/212/... byte count per frame of each file, for a truncation check.
+        bits = {"16": 16, "212": 12, "80": 8, "24": 24, "32": 32, "61": 16, "160": 16, "310": 10}
+        for name in names:
+            cols = [i for i, f in enumerate(header.file_name) if f == name]
+            fmts = {str(header.fmt[i]) for i in cols}
+            if len(fmts) != 1 or next(iter(fmts)) not in bits:
+                continue
+            offset = int((header.byte_offset or [0] * header.n_sig)[cols[0]] or 0)
+            bits_per_signal = header.sig_len * bits[next(iter(fmts))]
+            need = offset + len(cols) * bits_per_signal // 8
+            have = (path.parent / name).stat().st_size
+            if have < need:
+                raise RecordError(
+                    f"{path.parent / name}: truncated ({have} bytes, the header needs {need})"
+                )
+            held, rest = divmod((have - offset) * 8, bits_per_signal)
+            if have > need and rest == 0:
+                raise RecordError(
+                    f"{hea}: header lists {len(cols)} signals in {name}, the file holds {held}"
+                )
+
+
+def _fill_gaps(x: np.ndarray, fs: float, hea: Path, lead: str) -> np.ndarray:
+    """Interpolate NaN runs up to MAX_GAP_SECONDS; a longer run is a fault."""
+    bad = np.isnan(x)
+    if not bad.any():
+        return x.astype(np.float32)
+    edges = np.diff(np.concatenate([[0], bad.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int(np.argmax(ends - starts))
+    run = (ends[longest] - starts[longest]) / fs
+    if run > MAX_GAP_SECONDS or bad.all():
+        raise RecordError(
+            f"{hea}: lead {lead} has a NaN run of {run:.2f} s at {starts[longest] / fs:.2f} s"
+        )
+    idx = np.arange(x.size)
+    filled = x.copy()
+    filled[bad] = np.interp(idx[bad], idx[~bad], x[~bad])
+    return filled.astype(np.float32)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
