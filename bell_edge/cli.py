@@ -7,6 +7,7 @@ traceback).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def data_inspect(path: Path, as_json: bool) -> None:
     click.echo(f"present  {' '.join(report['leads_present'])} (canonical 12-lead order)")
     click.echo(f"units    {', '.join(report['units'])}")
     sig = report["signal"]
-    click.echo(f"signal   min {sig['min']:.3f}, max {sig['max']:.3f}, mean std {sig['mean_std']:.3f}")
+    click.echo(
+        f"signal   min {sig['min']:.3f}, max {sig['max']:.3f}, mean std {sig['mean_std']:.3f}"
+    )
     for line in report["comments"][:8]:
         click.echo(f"# {line}")
 
@@ -88,7 +91,9 @@ def _progress(tqdm, desc: str):
 
 
 def _show_folder(r: dict) -> None:
-    click.echo(f"{r['path']}: layout {r['layout']}, {r['records']} records, {r['readable']} readable")
+    click.echo(
+        f"{r['path']}: layout {r['layout']}, {r['records']} records, {r['readable']} readable"
+    )
     click.echo("splits   " + ", ".join(f"{k} {v}" for k, v in r["splits"].items()))
     click.echo("rates    " + ", ".join(f"{k} Hz x{v}" for k, v in r["rates_hz"].items()))
     click.echo("leads    " + ", ".join(f"{k} leads x{v}" for k, v in r["leads"].items()))
@@ -99,7 +104,9 @@ def _show_folder(r: dict) -> None:
         shown = classes if len(classes) <= 8 else classes[:8]
         click.echo("labels   " + "".join(f"{c:>10}" for c in ["split", *shown]))
         for split, counts in r["labels_by_split"].items():
-            click.echo("         " + "".join(f"{v:>10}" for v in [split, *(counts[c] for c in shown)]))
+            click.echo(
+                "         " + "".join(f"{v:>10}" for v in [split, *(counts[c] for c in shown)])
+            )
         if len(classes) > len(shown):
             click.echo(f"         ... {len(classes) - len(shown)} more classes (see --json)")
     for reason, count in r["dropped_by_layout"].items():
@@ -141,9 +148,123 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
         _print_json(summary)
         return
     verb = "unchanged, reused" if result.reused else "written"
-    click.echo(f"{cache.root}: {verb}; {summary['windows']} windows of {summary['records']} records")
+    click.echo(
+        f"{cache.root}: {verb}; {summary['windows']} windows of {summary['records']} records"
+    )
     for item in result.skipped:
         click.echo(f"skipped  {item['error']}")
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset or cache.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--method", type=click.Choice(["bell", "byol"]), default=None, help="[default: bell]")
+@click.option("--gamma", type=float, default=None, help="Intra-lead weight. [default: 0.8]")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with any PretrainConfig fields; flags override it.")  # fmt: skip
+@click.option("--seed", type=int, default=None)
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the step.")
+@click.option("--sync-bn", is_flag=True, default=None, help="SyncBatchNorm under torchrun.")
+@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt.")
+@click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
+@click.option("--max-steps", type=int, default=None, help="Stop early after this many steps.")
+def pretrain(data, out, config_file, resume, force, max_steps, **flags) -> None:
+    """BELL (or BYOL) self-supervised pretraining. Runs under torchrun for several GPUs."""
+    from bell_edge.config import PretrainConfig, load_toml, replace
+    from bell_edge.train.pretrain import CONFIG, pretrain
+
+    if resume and config_file is None and (out / CONFIG).is_file():
+        config_file = out / CONFIG
+    cfg = load_toml(PretrainConfig, config_file) if config_file else PretrainConfig()
+    flags["compile"] = flags.pop("compile_")
+    cfg = replace(cfg, **flags)
+    summary = pretrain(data, out, cfg, resume=resume, force=force, max_steps=max_steps)
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(
+            f"{out}: {summary['steps']}/{summary['total_steps']} steps of {cfg.method} in "
+            f"{summary['seconds']} s; loss {summary.get('loss', float('nan')):.4f}, "
+            f"collapse std {summary.get('collapse_std', float('nan')):.4f}"
+        )
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Pretraining run or encoder.pt to start from.")  # fmt: skip
+@click.option("--scratch", is_flag=True, help="Random initialization (the baseline).")
+@click.option("--label-fraction", type=float, default=None, help="[default: 1.0]")
+@click.option("--subset", type=click.Path(path_type=Path), default=None,
+              help="Reuse the labeled subset (subset.json) of another run.")  # fmt: skip
+@click.option("--mode", type=click.Choice(["linear", "full"]), default=None, help="[default: full]")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with any FinetuneConfig fields; flags override it.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
+def finetune(data, out, init, scratch, subset, config_file, force, **flags) -> None:
+    """Fine-tune a classifier with a fraction of the labels (linear probe or full)."""
+    from bell_edge.config import FinetuneConfig, load_toml, replace
+    from bell_edge.train.finetune import finetune
+
+    if (init is None) == (not scratch):
+        raise InputError("give exactly one of --init RUN_OR_CKPT and --scratch")
+    cfg = load_toml(FinetuneConfig, config_file) if config_file else FinetuneConfig()
+    cfg = replace(cfg, **flags)
+    summary = finetune(data, out, cfg, init=init, subset=subset, force=force)
+    val = summary["val"]
+    click.echo(
+        f"{out}: {summary['mode']} from {summary['init']}, {summary['train_records']} labeled "
+        f"records; best epoch {summary['best_epoch']}; val macro AUROC {val['macro_auroc']:.4f}"
+    )
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="test",
+              show_default=True)  # fmt: skip
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
+              help="Bundle model to run (default int8); ignored for a torch run.")  # fmt: skip
+@click.option("--bootstrap", type=int, default=1000, show_default=True, help="CI resamples.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def evaluate(model, data, split, precision, bootstrap, as_json) -> None:
+    """Macro and per-class AUROC/AUPRC of a fine-tuned run, checkpoint or bundle."""
+    from bell_edge.train.evaluate import evaluate_run
+
+    if not model.exists():
+        raise InputError(f"{model}: no such run, checkpoint or bundle")
+    result = evaluate_run(model, data, split, bootstrap)
+    if as_json:
+        _print_json(result)
+        return
+    _show_metrics(result)
+
+
+def _show_metrics(r: dict) -> None:
+    lo, hi = r.get("macro_auroc_ci") or (float("nan"), float("nan"))
+    click.echo(
+        f"{r['model']} ({r['precision']}) on {r['split']}: {r['n_records']} records, "
+        f"macro AUROC {r['macro_auroc']:.4f} [{lo:.4f}, {hi:.4f}], "
+        f"macro AUPRC {r['macro_auprc']:.4f}"
+    )
+    click.echo(f"{'class':>8} {'AUROC':>7} {'AUPRC':>7} {'F1':>6} {'pos':>5}")
+    for cls, m in r["per_class"].items():
+        if m.get("auroc") is None:
+            click.echo(
+                f"{cls:>8} {'-':>7} {'-':>7} {'-':>6} {m['positives']:>5}  {m.get('note', '')}"
+            )
+            continue
+        click.echo(
+            f"{cls:>8} {m['auroc']:>7.4f} {m['auprc']:>7.4f} {m['f1']:>6.3f} {m['positives']:>5}"
+        )
 
 
 if __name__ == "__main__":

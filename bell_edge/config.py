@@ -120,7 +120,9 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     model: ModelConfig = ModelConfig()
-    augment: AugmentConfig = AugmentConfig()
+    augment: AugmentConfig = AugmentConfig(  # milder than pretraining views
+        crop_min=0.9, timeout_max=0.0, noise_std=0.02, scale_range=(0.9, 1.1), wander_amp=0.05
+    )
     preprocess: PreprocessConfig = PreprocessConfig()
 
 

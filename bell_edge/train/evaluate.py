@@ -1,0 +1,49 @@
+"""`bell-edge evaluate`: score a fine-tuned model (run dir or checkpoint) on a labeled split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bell_edge.data import cache as data_cache
+from bell_edge.data.cache import WindowCache
+from bell_edge.errors import InputError
+from bell_edge.train.finetune import load_classifier, per_record, predict
+from bell_edge.train.metrics import evaluate_scores
+
+
+def labeled_rows(cache: WindowCache, split: str, classes: tuple[str, ...], data) -> np.ndarray:
+    """Rows of `split`, checked: labeled, classes as the model's, not empty."""
+    if not cache.classes:
+        raise InputError(f"{data}: unlabeled; evaluation needs labels")
+    if tuple(cache.classes) != tuple(classes):
+        raise InputError(
+            f"{data}: classes {', '.join(cache.classes)} do not match the model's "
+            f"{', '.join(classes)}"
+        )
+    rows = cache.rows(split)
+    if len(rows) == 0:
+        have = sorted(set(cache.splits) - {""}) or ["all"]
+        raise InputError(f"{data}: no records in split {split!r} (it has: {', '.join(have)})")
+    return rows
+
+
+def score(
+    cache: WindowCache, rows: np.ndarray, scores: np.ndarray, classes, thresholds, bootstrap: int
+) -> dict[str, Any]:
+    """Metrics per record (window scores averaged), with bootstrap CIs."""
+    ids, rec_scores, labels = per_record(cache.record_ids[rows], scores, cache.labels[rows])
+    result = evaluate_scores(labels, rec_scores, classes, thresholds, bootstrap=bootstrap)
+    result["n_windows"] = int(len(rows))
+    return result
+
+
+def evaluate_run(model: str | Path, data: str | Path, split: str = "test", bootstrap: int = 1000):
+    clf = load_classifier(model)
+    cache = data_cache.load(data, clf.preprocess)
+    rows = labeled_rows(cache, split, clf.classes, data)
+    scores = predict(clf.model, cache.windows[rows], cache.lead_masks[rows])
+    result = score(cache, rows, scores, clf.classes, clf.thresholds, bootstrap)
+    return {"model": str(model), "precision": "fp32 (torch)", "split": split, **result}

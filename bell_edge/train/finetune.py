@@ -1,0 +1,332 @@
+"""Supervised fine-tuning with scarce labels: linear probe or full fine-tuning.
+
+A run directory holds `config.toml`, `subset.json` (the labeled records used, reusable by every
+method compared), `metrics.jsonl` (one line per epoch), `model.pt` (the best state by validation
+macro AUROC, with its per-class decision thresholds) and `summary.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bell_edge.config import FinetuneConfig, ModelConfig, PreprocessConfig, dump_toml, from_dict
+from bell_edge.config import to_dict as config_dict
+from bell_edge.data import cache as data_cache
+from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
+from bell_edge.errors import InputError
+from bell_edge.models.heads import ECGClassifier
+from bell_edge.ssl.augment import Augmenter
+from bell_edge.train import checkpoint
+from bell_edge.train.device import resolve_device
+from bell_edge.train.metrics import best_f1_thresholds, evaluate_scores
+from bell_edge.train.pretrain import load_encoder
+
+CLASSIFIER_FORMAT = "bell-edge-classifier"
+MODEL, SUBSET, CONFIG, METRICS = "model.pt", "subset.json", "config.toml", "metrics.jsonl"
+
+
+@dataclasses.dataclass
+class Classifier:
+    """A fine-tuned model with everything needed to use it."""
+
+    model: ECGClassifier
+    model_config: ModelConfig
+    preprocess: PreprocessConfig
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+    meta: dict[str, Any]
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """A fine-tuned run directory or its `model.pt` (read with weights_only)."""
+    path = Path(path)
+    file = path / MODEL if path.is_dir() else path
+    state = checkpoint.load(file)
+    if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
+        raise InputError(f"{file}: not a fine-tuned bell-edge model")
+    model_cfg = from_dict(ModelConfig, state["model_config"])
+    model = ECGClassifier(model_cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return Classifier(
+        model=model,
+        model_config=model_cfg,
+        preprocess=from_dict(PreprocessConfig, state["preprocess"]),
+        classes=tuple(state["classes"]),
+        thresholds=np.asarray(state["thresholds"], dtype=np.float32),
+        meta={k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, windows: np.ndarray, masks: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Sigmoid probabilities `(N, C)` of a classifier on windows, in eval mode on the CPU."""
+    model.eval()
+    out = []
+    for i in range(0, len(windows), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
+        m = torch.from_numpy(np.ascontiguousarray(masks[i : i + batch_size]))
+        out.append(torch.sigmoid(model(x, m)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def per_record(record_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray):
+    """Average window scores per record (long records give several windows)."""
+    ids, inverse = np.unique(record_ids, return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    counts = np.bincount(inverse, minlength=len(ids))[:, None]
+    first = np.zeros(len(ids), dtype=int)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    return ids, sums / counts, labels[first]
+
+
+def check_run_dir(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(f"{out}: exists and is not empty (use --force to replace)")
+
+
+def finetune(
+    data: str | Path,
+    out: str | Path,
+    cfg: FinetuneConfig,
+    init: str | Path | None = None,
+    subset: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune from a pretrained encoder (`init`) or from scratch; returns the summary."""
+    out = Path(out)
+    check_run_dir(out, force)
+    if cfg.mode not in ("linear", "full"):
+        raise InputError(f"--mode {cfg.mode}: use linear or full")
+    checkpoint.seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+
+    encoder_state, init_method = None, "scratch"
+    if init is not None:
+        model_cfg, preprocess, encoder_state, init_method = load_encoder(init)
+        cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
+    cache = data_cache.load(data, cfg.preprocess, progress=progress)
+    if not cache.classes:
+        raise InputError(f"{data}: unlabeled; fine-tuning needs labels")
+    n_classes = len(cache.classes)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, n_classes=n_classes))
+    train_rows, val_rows = cache.rows("train"), cache.rows("val")
+    if len(val_rows) == 0:
+        raise InputError(f"{data}: no val split to select the model on")
+
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = _label_subset(cache, train_rows, cfg, subset, out)
+    train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
+    (out / CONFIG).write_text(dump_toml(cfg))
+
+    model = ECGClassifier(cfg.model)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state, strict=True)
+    model.to(device)
+    trainer = _LinearProbe if cfg.mode == "linear" else _FullFineTune
+    best = trainer(model, cache, train_rows, val_rows, cfg, device).fit(out / METRICS, progress)
+
+    model.load_state_dict(best["state"])
+    model.cpu()
+    val_scores = predict(model, cache.windows[val_rows], cache.lead_masks[val_rows])
+    ids, val_scores, val_labels = per_record(
+        cache.record_ids[val_rows], val_scores, cache.labels[val_rows]
+    )
+    thresholds = best_f1_thresholds(val_labels, val_scores)
+    val = evaluate_scores(val_labels, val_scores, cache.classes, thresholds, bootstrap=0)
+    checkpoint.save(
+        {
+            "format": CLASSIFIER_FORMAT,
+            "model": model.state_dict(),
+            "model_config": config_dict(cfg.model),
+            "preprocess": config_dict(cfg.preprocess),
+            "classes": list(cache.classes),
+            "thresholds": thresholds.tolist(),
+            "init": str(init) if init else "scratch",
+            "init_method": init_method,
+            "label_fraction": cfg.label_fraction,
+            "mode": cfg.mode,
+            "val_macro_auroc": val["macro_auroc"],
+        },
+        out / MODEL,
+    )
+    summary = {
+        "init": init_method,
+        "mode": cfg.mode,
+        "label_fraction": cfg.label_fraction,
+        "train_records": int(len(np.unique(cache.record_ids[train_rows]))),
+        "best_epoch": best["epoch"],
+        "epochs_run": best["epochs_run"],
+        "seconds": best["seconds"],
+        "val": val,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _label_subset(cache, train_rows, cfg, subset, out: Path) -> list[str]:
+    """The labeled records to train on: a given manifest, or a new seeded stratified subset."""
+    if subset is not None:
+        manifest = load_subset(subset)
+        if manifest["fraction"] != cfg.label_fraction:
+            raise InputError(
+                f"{subset}: subset of fraction {manifest['fraction']}, "
+                f"--label-fraction is {cfg.label_fraction}"
+            )
+        chosen = list(manifest["record_ids"])
+    else:
+        ids = cache.record_ids[train_rows]
+        picked = label_subset(ids, cache.labels[train_rows], cfg.label_fraction, cfg.seed)
+        chosen = sorted(set(ids[picked].tolist()))
+    rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
+    save_subset(
+        out / SUBSET, cache.record_ids[rows], cfg.label_fraction, cfg.seed,
+        str(cache.meta["source"]), labels=cache.labels[rows], classes=cache.classes,
+    )  # fmt: skip
+    return chosen
+
+
+class _Trainer:
+    """Epoch loop with early stopping on validation macro AUROC, keeping the best state."""
+
+    def __init__(self, model, cache, train_rows, val_rows, cfg: FinetuneConfig, device) -> None:
+        self.model, self.cache, self.cfg, self.device = model, cache, cfg, device
+        self.train_rows, self.val_rows = train_rows, val_rows
+        self.loss = nn.BCEWithLogitsLoss()
+
+    def fit(self, metrics_path: Path, progress: bool) -> dict[str, Any]:
+        cfg, started = self.cfg, time.perf_counter()
+        best = {"auroc": -1.0, "epoch": 0, "state": None}
+        stale, epoch = 0, 0
+        bar = tqdm(range(1, cfg.epochs + 1), desc=f"finetune {cfg.mode}", unit="epoch",
+                   disable=not progress)  # fmt: skip
+        with metrics_path.open("w") as log:
+            for epoch in bar:
+                train_loss = self.train_epoch(epoch)
+                auroc = self.val_auroc()
+                row = {"epoch": epoch, "train_loss": train_loss, "val_macro_auroc": auroc}
+                log.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}")
+                if auroc > best["auroc"]:
+                    best = {"auroc": auroc, "epoch": epoch, "state": self.state()}
+                    stale = 0
+                else:
+                    stale += 1
+                    if stale >= cfg.patience:
+                        break
+        best["epochs_run"] = epoch
+        best["seconds"] = round(time.perf_counter() - started, 2)
+        return best
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def val_auroc(self) -> float:
+        scores = self.val_scores()
+        ids, scores, labels = per_record(
+            self.cache.record_ids[self.val_rows], scores, self.cache.labels[self.val_rows]
+        )
+        value = evaluate_scores(labels, scores, self.cache.classes, bootstrap=0)["macro_auroc"]
+        return float("nan") if value is None else float(value)
+
+    def batches(self, epoch: int):
+        rng = np.random.default_rng((self.cfg.seed, epoch))
+        order = rng.permutation(len(self.train_rows))
+        size = self.cfg.batch_size
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+class _FullFineTune(_Trainer):
+    """Everything trains; the encoder at a lower learning rate; light augmentation."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        cfg = self.cfg
+        groups = [
+            {"params": self.model.encoder.parameters(), "lr": cfg.lr * cfg.encoder_lr_scale},
+            {"params": self.model.head.parameters(), "lr": cfg.lr},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        steps = cfg.epochs * len(self.batches(0))
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1
+        )
+        self.augment = Augmenter(cfg.augment, fs=cfg.preprocess.fs)
+
+    def train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        losses = []
+        for idx in self.batches(epoch):
+            rows = np.sort(self.train_rows[idx])
+            x = torch.from_numpy(self.cache.windows[rows]).to(self.device)
+            mask = torch.from_numpy(self.cache.lead_masks[rows]).to(self.device)
+            y = torch.from_numpy(self.cache.labels[rows]).to(self.device)
+            x = self.augment(x, g)
+            loss = self.loss(self.model(x, mask), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            losses.append(float(loss))
+        return float(np.mean(losses))
+
+    def val_scores(self) -> np.ndarray:
+        self.model.cpu()
+        rows = self.val_rows
+        scores = predict(self.model, self.cache.windows[rows], self.cache.lead_masks[rows])
+        self.model.to(self.device)
+        return scores
+
+
+class _LinearProbe(_Trainer):
+    """Frozen encoder in eval mode (BatchNorm statistics untouched): features are computed once
+    and only the linear head trains on them."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        encoder = self.model.encoder.eval().requires_grad_(False)
+        self.train_features = self._features(encoder, self.train_rows)
+        self.val_features = self._features(encoder, self.val_rows)
+        self.optimizer = torch.optim.AdamW(
+            self.model.head.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+
+    @torch.no_grad()
+    def _features(self, encoder, rows) -> torch.Tensor:
+        parts = []
+        for i in range(0, len(rows), 256):
+            chunk = rows[i : i + 256]
+            x = torch.from_numpy(self.cache.windows[chunk]).to(self.device)
+            m = torch.from_numpy(self.cache.lead_masks[chunk]).to(self.device)
+            parts.append(encoder.features(x, m))
+        return torch.cat(parts)
+
+    def train_epoch(self, epoch: int) -> float:
+        head = self.model.head.train()
+        losses = []
+        for idx in self.batches(epoch):
+            y = torch.from_numpy(self.cache.labels[self.train_rows[idx]]).to(self.device)
+            loss = self.loss(head(self.train_features[idx]), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss))
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def val_scores(self) -> np.ndarray:
+        return torch.sigmoid(self.model.head.eval()(self.val_features)).cpu().numpy()

@@ -1,0 +1,119 @@
+"""Pretraining on real ECGs: outputs, learning, checkpoints, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bell_edge.cli import main
+from bell_edge.config import PretrainConfig, load_toml, replace
+from bell_edge.models.heads import ECGClassifier
+from bell_edge.train import checkpoint
+from bell_edge.train.pretrain import load_encoder, pretrain
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_run_leaves_its_files(tmp_path, tiny_config, ptbxl_cache):
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", ptbxl_cache.root, "--out", run, "--config", tiny_config,
+            "--max-steps", "6"]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert {"checkpoint.pt", "config.toml", "metrics.jsonl", "encoder.pt"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert load_toml(PretrainConfig, run / "config.toml") == load_toml(PretrainConfig, tiny_config)
+    rows = _metrics(run)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert {"loss", "intra", "inter", "lr", "momentum", "collapse_std", "samples_per_s"} <= set(
+        rows[0]
+    )
+    # A second run into the same folder is refused; the encoder loads strictly into a classifier.
+    again = CliRunner().invoke(main, [str(a) for a in args])
+    assert again.exit_code == 2 and "--force" in again.stderr
+    model_cfg, _, encoder, method = load_encoder(run)
+    assert method == "bell"
+    ECGClassifier(model_cfg).encoder.load_state_dict(encoder, strict=True)
+
+
+def test_loss_falls_and_does_not_collapse(tmp_path, tiny_config, ptbxl_cache):
+    cfg = replace(load_toml(PretrainConfig, tiny_config), epochs=6, checkpoint_every=1000)
+    summary = pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False)
+    rows = _metrics(tmp_path / "run")
+    assert summary["steps"] == len(rows) == 6 * (1442 // 32)
+    first = np.mean([r["loss"] for r in rows[:20]])
+    last = np.mean([r["loss"] for r in rows[-20:]])
+    assert last < 0.6 * first, (first, last)
+    assert min(r["collapse_std"] for r in rows[-20:]) > 0.05  # 1/sqrt(16) = 0.25 is the ideal
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    state = {"w": torch.randn(3, 4), "step": 7, "nested": {"b": torch.arange(5)}}
+    checkpoint.save(state, tmp_path / "c.pt")
+    back = checkpoint.load(tmp_path / "c.pt")
+    assert back["step"] == 7
+    assert torch.equal(back["w"], state["w"]) and torch.equal(
+        back["nested"]["b"], state["nested"]["b"]
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+
+
+def test_foreign_pickle_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="not a readable bell-edge checkpoint"):
+        checkpoint.load(tmp_path / "evil.pt")
+
+
+def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_cache):
+    steps = 24
+    reference = tmp_path / "reference"
+    cfg = replace(load_toml(PretrainConfig, tiny_config), epochs=2)
+    pretrain(ptbxl_cache.root, reference, cfg, progress=False, max_steps=steps)
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "bell_edge.cli", "pretrain", "--data", str(ptbxl_cache.root),
+           "--out", str(killed), "--config", str(tiny_config), "--epochs", "2",
+           "--max-steps", str(steps)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at_kill = checkpoint.load(killed / "checkpoint.pt")["step"]
+    assert 0 < at_kill < steps, "the run finished before it could be killed"
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "pretrain",
+            "--data",
+            str(ptbxl_cache.root),
+            "--out",
+            str(killed),
+            "--resume",
+            "--max-steps",
+            str(steps),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    got, want = _metrics(killed), _metrics(reference)
+    assert [r["step"] for r in got] == list(range(1, steps + 1))
+    np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
