@@ -267,5 +267,53 @@ def _show_metrics(r: dict) -> None:
         )
 
 
+@main.group(cls=_Group)
+def experiment() -> None:
+    """Reproducible experiments."""
+
+
+@experiment.command("label-efficiency")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--fractions", default="0.01,0.1,1.0", show_default=True)
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option("--budget", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="small: 2 CPU cores in about 30 minutes; full: for a GPU.")  # fmt: skip
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def label_efficiency(data, out, fractions, seeds, budget, device) -> None:
+    """BELL vs BYOL vs random init at several label fractions: report.md and a plot."""
+    from bell_edge.train.experiment import label_efficiency, summarize
+
+    try:
+        values = tuple(float(f) for f in fractions.split(","))
+    except ValueError:
+        raise InputError(f"--fractions {fractions}: expected numbers like 0.01,0.1,1.0") from None
+    report = label_efficiency(data, out, values, seeds, budget, device=device)
+    for (method, mode, fraction), (mean, std, _) in sorted(summarize(report["results"]).items()):
+        click.echo(f"{method:>8} {mode:>6} {fraction:>5g}: {mean:.4f} ± {std:.4f}")
+    click.echo(f"report: {out / 'report.md'}, plot: {out / 'label_efficiency.png'}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="[default: $BELL_EDGE_DATA, else ../shared/data/ptbxl100]")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
+@click.option("--budget", type=click.Choice(["small", "full"]), default="small", show_default=True)
+def demo(data, out, budget) -> None:
+    """The main job end to end on real ECGs (resumes where it stopped)."""
+    from bell_edge.demo import run_demo
+
+    def report(stage: str, seconds: float, note: str) -> None:
+        click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}")
+
+    summary = run_demo(data, out, budget, report)
+    click.echo("")
+    click.echo(f"{'macro AUROC on val, 10% labels':<34} {'value':>8}  95% CI")
+    for name in ("scratch", "bell"):
+        value, (lo, hi) = summary[f"{name}_val_macro_auroc"], summary[f"{name}_val_macro_auroc_ci"]
+        click.echo(f"{name + ' init':<34} {value:>8.4f}  [{lo:.4f}, {hi:.4f}]")
+    click.echo(f"outputs in {out}/")
+
+
 if __name__ == "__main__":
     main()

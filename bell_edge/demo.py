@@ -1,0 +1,113 @@
+"""`bell-edge demo`: the main job end to end on a small budget, resumable stage by stage.
+
+Stages: prepare the cache, BELL pretraining, fine-tuning with 10% of the labels from BELL and
+from random init on the same subset, evaluation of both. A stage whose outputs are complete is
+not redone, so a second run is fast and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bell_edge.config import FinetuneConfig, PretrainConfig
+from bell_edge.data.cache import default_cache_root, prepare
+from bell_edge.errors import InputError
+from bell_edge.train.evaluate import evaluate_run
+from bell_edge.train.finetune import finetune
+from bell_edge.train.pretrain import pretrain
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl100"
+BUDGETS = {
+    "small": {"pretrain_epochs": 12, "finetune_epochs": 20},
+    "full": {"pretrain_epochs": 100, "finetune_epochs": 60},
+}
+
+
+def default_data(data: str | Path | None) -> Path:
+    """--data, else $BELL_EDGE_DATA, else the PTB-XL subset beside the checkout."""
+    if data:
+        return Path(data)
+    if os.environ.get("BELL_EDGE_DATA"):
+        return Path(os.environ["BELL_EDGE_DATA"])
+    if DEFAULT_DATA.is_dir():
+        return DEFAULT_DATA
+    raise InputError(
+        "no data: pass --data PATH or set BELL_EDGE_DATA "
+        "(get PTB-XL with `bell-edge data download ptbxl --out DIR`)"
+    )
+
+
+def run_demo(
+    data: str | Path | None,
+    out: str | Path,
+    budget: str = "small",
+    report: Callable[[str, float, str], None] = lambda stage, seconds, note: None,
+) -> dict[str, Any]:
+    data, out = default_data(data), Path(out)
+    plan = BUDGETS[budget]
+    summary: dict[str, Any] = {"data": str(data), "out": str(out)}
+
+    def stage(name: str, done: Callable[[], bool], work: Callable[[], str]) -> None:
+        start = time.perf_counter()
+        note = "already done, reused" if done() else work()
+        report(name, time.perf_counter() - start, note)
+
+    cache_dir = default_cache_root() / "demo" / data.name
+    cache_box: dict[str, Any] = {}
+
+    def do_prepare() -> str:
+        result = prepare(data, cache_dir, force=True, progress=False)
+        cache_box["cache"] = result.cache
+        return f"{len(result.cache)} windows, {len(result.skipped)} skipped"
+
+    stage("prepare", lambda: False, do_prepare)
+    cache = cache_box["cache"]
+
+    pre = out / "pretrain-bell"
+    pre_cfg = PretrainConfig(epochs=plan["pretrain_epochs"])
+    stage(
+        "pretrain BELL",
+        lambda: (pre / "summary.json").is_file(),
+        lambda: _note(
+            pretrain(
+                cache.root,
+                pre,
+                pre_cfg,
+                resume=(pre / "checkpoint.pt").is_file(),
+                force=True,
+                progress=True,
+            )
+        ),  # fmt: skip
+    )
+    ft_cfg = FinetuneConfig(label_fraction=0.1, epochs=plan["finetune_epochs"])
+    runs = {"bell": out / "finetune-bell-10pct", "scratch": out / "finetune-scratch-10pct"}
+    for name, run in runs.items():
+        init = pre if name == "bell" else None
+        subset = runs["bell"] / "subset.json" if name == "scratch" else None
+        stage(
+            f"fine-tune {name} (10% labels)",
+            lambda run=run: (run / "summary.json").is_file(),
+            lambda run=run, init=init, subset=subset: _ft_note(
+                finetune(cache.root, run, ft_cfg, init=init, subset=subset, force=True)
+            ),
+        )
+    for name, run in runs.items():
+        result = evaluate_run(run, cache.root, split="val", bootstrap=200)
+        summary[f"{name}_val_macro_auroc"] = result["macro_auroc"]
+        summary[f"{name}_val_macro_auroc_ci"] = result["macro_auroc_ci"]
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _note(summary: dict) -> str:
+    return f"{summary['steps']} steps, loss {summary.get('loss', float('nan')):.3f}"
+
+
+def _ft_note(summary: dict) -> str:
+    val = summary["val"]["macro_auroc"]
+    return f"val macro AUROC {val:.4f} (best epoch {summary['best_epoch']})"

@@ -1,0 +1,116 @@
+"""One lead's 1-D ResNet branch, optionally replicated as `groups` independent copies.
+
+The branch is built only from Conv1d, BatchNorm1d, ReLU and AdaptiveAvgPool1d so torch-pruning
+can trace it. Its output stays `(B, C, 1)`: the encoder concatenates branches and flattens once.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from bell_edge.config import ModelConfig
+
+
+def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
+    """Output width of every conv of one branch: stem, then (conv1, conv2) per residual block.
+
+    Taken from `cfg.channels` when given (a pruned model; then `stage_widths` is ignored and
+    `blocks_per_stage` only fixes the structure), else derived from the stage widths.
+    Raises ValueError when the explicit widths cannot form the residual structure.
+    """
+    if len(cfg.stage_widths) != len(cfg.blocks_per_stage):
+        raise ValueError(
+            f"ModelConfig: stage_widths {cfg.stage_widths} and blocks_per_stage "
+            f"{cfg.blocks_per_stage} must have the same length"
+        )
+    if any(n < 1 for n in cfg.blocks_per_stage):
+        raise ValueError(f"ModelConfig.blocks_per_stage must be >= 1, got {cfg.blocks_per_stage}")
+    if not cfg.channels:
+        widths = [cfg.stem_width]
+        for width, n in zip(cfg.stage_widths, cfg.blocks_per_stage, strict=True):
+            widths += [width, width] * n
+        return tuple(widths)
+
+    widths = tuple(cfg.channels)
+    expected = 1 + 2 * sum(cfg.blocks_per_stage)
+    if len(widths) != expected:
+        raise ValueError(
+            f"ModelConfig.channels has {len(widths)} widths, expected {expected} "
+            f"(stem + 2 per block for blocks_per_stage={cfg.blocks_per_stage})"
+        )
+    if any(w < 1 for w in widths):
+        raise ValueError(f"ModelConfig.channels must all be >= 1, got {widths}")
+    i, c_in = 1, widths[0]
+    for stage, n in enumerate(cfg.blocks_per_stage):
+        for block in range(n):
+            c_out = widths[i + 1]
+            if block > 0 and c_out != c_in:
+                raise ValueError(
+                    f"ModelConfig.channels[{i + 1}] = {c_out}: block {block} of stage {stage} "
+                    f"has an identity skip, so its output width must equal its input {c_in}"
+                )
+            c_in, i = c_out, i + 2
+    return widths
+
+
+def _conv_bn(c_in: int, c_out: int, kernel_size: int, stride: int, groups: int) -> list[nn.Module]:
+    conv = nn.Conv1d(
+        c_in * groups, c_out * groups, kernel_size, stride=stride,
+        padding=kernel_size // 2, groups=groups, bias=False,
+    )  # fmt: skip
+    return [conv, nn.BatchNorm1d(c_out * groups)]
+
+
+class BasicBlock(nn.Module):
+    """Two convs with a residual skip; stride 2 and a 1x1 conv+BN projection when `downsample`."""
+
+    def __init__(
+        self, c_in: int, c_mid: int, c_out: int, kernel_size: int, downsample: bool, groups: int
+    ) -> None:
+        super().__init__()
+        stride = 2 if downsample else 1
+        self.body = nn.Sequential(
+            *_conv_bn(c_in, c_mid, kernel_size, stride, groups),
+            nn.ReLU(),
+            *_conv_bn(c_mid, c_out, kernel_size, 1, groups),
+        )
+        skip = _conv_bn(c_in, c_out, 1, stride, groups) if downsample else [nn.Identity()]
+        self.skip = nn.Sequential(*skip)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.body(x) + self.skip(x))
+
+
+class Branch(nn.Module):
+    """1-D ResNet `(B, groups, T) -> (B, groups * D, 1)`; `groups` leads run as grouped convs.
+
+    With groups=1 this is one lead's branch. Output channels are lead-major: lead g owns
+    channels `g*D .. (g+1)*D - 1`. The first block of every stage halves the time axis.
+    """
+
+    def __init__(self, cfg: ModelConfig, groups: int = 1) -> None:
+        super().__init__()
+        widths = branch_channels(cfg)
+        k = cfg.kernel_size
+        self.stem = nn.Sequential(*_conv_bn(1, widths[0], k, 2, groups), nn.ReLU())
+        blocks: list[nn.Module] = []
+        i = 1
+        for n in cfg.blocks_per_stage:
+            for block in range(n):
+                c_in, c_mid, c_out = widths[i - 1], widths[i], widths[i + 1]
+                blocks.append(BasicBlock(c_in, c_mid, c_out, k, block == 0, groups))
+                i += 2
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.groups = groups
+
+    def widths(self) -> tuple[int, ...]:
+        """Per-lead conv widths as the module stands now (changed by in-place pruning)."""
+        convs = [self.stem[0]]
+        for block in self.blocks:
+            convs += [block.body[0], block.body[3]]
+        return tuple(c.out_channels // self.groups for c in convs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.blocks(self.stem(x)))

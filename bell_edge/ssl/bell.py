@@ -1,0 +1,49 @@
+"""BELL's loss: bootstrap each lead's latent from the same lead (intra) and the others (inter).
+
+For online predictions p and target projections z of shape `(B, L, K)`, the pair loss is
+`2 - 2 cos(p_i, z_j)`. All L x L pairs come from one batched cosine matrix.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def bell_loss(
+    p: Tensor, z: Tensor, lead_mask: Tensor | None = None, gamma: float = 0.8
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`(loss, intra, inter)` with `loss = gamma * intra + (1 - gamma) * inter`.
+
+    intra: per sample, the mean over present leads i of pair(p_i, z_i).
+    inter: per sample, the mean over ordered present pairs i != j of pair(p_i, z_j).
+    Each is then averaged over the samples where it is defined (>= 1 present lead for intra,
+    >= 2 for inter); with no such sample the term is 0. Missing leads (mask False) contribute
+    nothing. p and z are L2-normalized here, in float32; z is expected detached. Symmetrizing
+    over the two views is the caller's job.
+    """
+    if p.shape != z.shape or p.ndim != 3:
+        raise ValueError(f"p and z must both be (B, L, K), got {tuple(p.shape)}, {tuple(z.shape)}")
+    p = F.normalize(p.float(), dim=-1)
+    z = F.normalize(z.float(), dim=-1)
+    pair = 2 - 2 * torch.einsum("bik,bjk->bij", p, z)  # (B, L, L)
+    batch, leads, _ = pair.shape
+    if lead_mask is None:
+        present = torch.ones(batch, leads, device=p.device)
+    else:
+        present = lead_mask.to(device=p.device, dtype=torch.float32)
+    eye = torch.eye(leads, device=p.device)
+    pair_mask = present[:, :, None] * present[:, None, :] * (1 - eye)
+
+    intra = _masked_mean(pair.diagonal(dim1=1, dim2=2), present)
+    inter = _masked_mean(pair.flatten(1), pair_mask.flatten(1))
+    return gamma * intra + (1 - gamma) * inter, intra, inter
+
+
+def _masked_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """Per-row weighted mean of `(B, N)` values, then the mean over rows with any weight."""
+    count = weights.sum(dim=1)
+    per_row = (values * weights).sum(dim=1) / count.clamp(min=1)
+    valid = (count > 0).float()
+    return (per_row * valid).sum() / valid.sum().clamp(min=1)

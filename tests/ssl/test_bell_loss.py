@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bell_edge.ssl import bell_loss, byol_loss
+
+
+def pair(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return 2 - 2 * F.cosine_similarity(p, z, dim=0)
+
+
+def reference(p: torch.Tensor, z: torch.Tensor, mask: torch.Tensor, gamma: float) -> tuple:
+    """Slow double loop over samples and lead pairs."""
+    intra_rows, inter_rows = [], []
+    for pb, zb, mb in zip(p, z, mask, strict=True):
+        leads = [i for i in range(len(mb)) if mb[i]]
+        if leads:
+            intra_rows.append(sum(pair(pb[i], zb[i]) for i in leads) / len(leads))
+        pairs = [(i, j) for i in leads for j in leads if i != j]
+        if pairs:
+            inter_rows.append(sum(pair(pb[i], zb[j]) for i, j in pairs) / len(pairs))
+    intra = sum(intra_rows) / len(intra_rows)
+    inter = sum(inter_rows) / len(inter_rows)
+    return gamma * intra + (1 - gamma) * inter, intra, inter
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_matrix_form_equals_double_loop(masked: bool) -> None:
+    torch.manual_seed(0)
+    p, z = torch.randn(6, 12, 16), torch.randn(6, 12, 16)
+    mask = torch.ones(6, 12, dtype=torch.bool)
+    if masked:
+        mask = torch.rand(6, 12) > 0.4
+        mask[0] = False  # no lead: excluded from both terms
+        mask[1] = False
+        mask[1, 5] = True  # one lead: intra only
+    got = bell_loss(p, z, mask if masked else None, gamma=0.7)
+    for g, r in zip(got, reference(p, z, mask, 0.7), strict=True):
+        torch.testing.assert_close(g, torch.as_tensor(r, dtype=torch.float32))
+
+
+def test_zero_when_predictions_match_targets() -> None:
+    z = F.normalize(torch.randn(4, 12, 16), dim=-1)
+    loss, intra, inter = bell_loss(z, z)
+    assert intra.abs() < 1e-6 and inter > 0.5  # different leads still differ
+    same = z[:, :1].expand(-1, 12, -1)
+    assert all(t.abs() < 1e-6 for t in bell_loss(same, same))
+
+
+def test_gamma_selects_the_terms() -> None:
+    p, z = torch.randn(4, 12, 16), torch.randn(4, 12, 16)
+    loss1, intra, _ = bell_loss(p, z, gamma=1.0)
+    loss0, _, inter = bell_loss(p, z, gamma=0.0)
+    torch.testing.assert_close(loss1, intra)
+    torch.testing.assert_close(loss0, inter)
+
+
+def test_masked_leads_contribute_nothing() -> None:
+    p, z = torch.randn(4, 12, 16, requires_grad=True), torch.randn(4, 12, 16)
+    mask = torch.rand(4, 12) > 0.3
+    loss = bell_loss(p, z, mask)[0]
+    loss.backward()
+    assert (p.grad[~mask] == 0).all() and (p.grad[mask] != 0).any()
+    noise = 10 * torch.randn_like(z) * ~mask[..., None]
+    torch.testing.assert_close(bell_loss(p + noise, z - noise, mask)[0], loss)
+
+
+def test_intra_alone_is_per_lead_byol_and_scale_free() -> None:
+    p, z = torch.randn(5, 12, 16), torch.randn(5, 12, 16)
+    per_lead = torch.stack([byol_loss(p[:, i], z[:, i]) for i in range(12)]).mean()
+    torch.testing.assert_close(bell_loss(p, z, gamma=1.0)[0], per_lead)
+    torch.testing.assert_close(bell_loss(3 * p, 0.1 * z)[0], bell_loss(p, z)[0])
+    assert 0 <= bell_loss(p, z)[0] <= 4
+
+
+def test_low_precision_inputs_give_float32() -> None:
+    p, z = torch.randn(2, 12, 16), torch.randn(2, 12, 16)
+    loss = bell_loss(p.bfloat16(), z.bfloat16())[0]
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, bell_loss(p, z)[0], atol=2e-2, rtol=0)
