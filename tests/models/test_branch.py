@@ -12,7 +12,8 @@ SMALL = ModelConfig(stem_width=8, stage_widths=(8, 16), blocks_per_stage=(1, 2),
 
 
 def test_default_channels_are_stem_then_two_per_block() -> None:
-    assert branch_channels(ModelConfig()) == (32, 32, 32, 64, 64, 128, 128)
+    default = ModelConfig()
+    assert branch_channels(default) == (16, 16, 16, 32, 32, 64, 64)
     assert branch_channels(SMALL) == (8, 8, 8, 16, 16, 16, 16)
 
 

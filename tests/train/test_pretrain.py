@@ -117,3 +117,9 @@ def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_c
     got, want = _metrics(killed), _metrics(reference)
     assert [r["step"] for r in got] == list(range(1, steps + 1))
     np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
+
+
+def test_sync_bn_needs_cuda(tmp_path, tiny_config, ptbxl_cache):
+    cfg = replace(load_toml(PretrainConfig, tiny_config), device="cpu", sync_bn=True)
+    with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
+        pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False, max_steps=1)
