@@ -1,4 +1,4 @@
-"""The data layer (and later the runtime) must import without torch: proved in a fresh interpreter."""
+"""The data layer and the runtime import without torch: proved in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import sys
 
 import pytest
 
-TORCH_FREE = ["bell_edge.data", "bell_edge.data.preprocess", "bell_edge.data.cache",
-              "bell_edge.data.inspect", "bell_edge.config"]
+TORCH_FREE = [
+    "bell_edge.data",
+    "bell_edge.data.preprocess",
+    "bell_edge.data.cache",
+    "bell_edge.data.inspect",
+    "bell_edge.config",
+]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

@@ -59,7 +59,8 @@ def _error(record: Path) -> str:
     with pytest.raises(RecordError) as info:
         read_record(record)
     message = str(info.value)
-    assert "\n" not in message and str(record.with_suffix(".hea")) in message or str(record) in message
+    assert "\n" not in message
+    assert str(record.with_suffix(".hea")) in message or str(record) in message
     return message
 
 
