@@ -241,7 +241,7 @@ def evaluate(model, data, split, precision, bootstrap, as_json) -> None:
 
     if not model.exists():
         raise InputError(f"{model}: no such run, checkpoint or bundle")
-    result = evaluate_run(model, data, split, bootstrap)
+    result = evaluate_run(model, data, split, bootstrap, precision)
     if as_json:
         _print_json(result)
         return
@@ -264,6 +264,44 @@ def _show_metrics(r: dict) -> None:
             continue
         click.echo(
             f"{cls:>8} {m['auroc']:>7.4f} {m['auprc']:>7.4f} {m['f1']:>6.3f} {m['positives']:>5}"
+        )
+
+
+@main.command()
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
+@click.option("--int8", is_flag=True, help="Add INT8 models calibrated on unlabeled ECGs.")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="Unlabeled folder (its train split) or calibration manifest.")  # fmt: skip
+@click.option("--eval", "eval_data", type=click.Path(path_type=Path), default=None,
+              help="Labeled folder for the gate (its val split) [default: --calib].")  # fmt: skip
+@click.option("--max-drop", type=float, default=0.01, show_default=True,
+              help="Largest macro AUROC drop INT8 may cost (absolute).")  # fmt: skip
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default="minmax", show_default=True, help="Calibration method.")  # fmt: skip
+@click.option(
+    "--engine", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True
+)
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, force) -> None:
+    """Export a fine-tuned model to a verified bundle (FP32, INT8 with an accuracy gate)."""
+    from bell_edge.compress.pipeline import export_bundle
+
+    bundle, report = export_bundle(
+        ckpt, out, int8, calib, eval_data, max_drop, method, engine, force,
+        step=lambda name: click.echo(f"... {name}", err=True),
+    )  # fmt: skip
+    click.echo(f"{bundle.root}: verified bundle with {', '.join(sorted(bundle.files))}")
+    gate = report.get("gate")
+    if gate:
+        click.echo(f"{'class':>8} {'FP32':>8} {'INT8':>8} {'drop':>7}")
+        for cls, d in gate["per_class_drop"].items():
+            if d["fp32"] is not None:
+                click.echo(f"{cls:>8} {d['fp32']:>8.4f} {d['int8']:>8.4f} {100 * d['drop']:>+6.2f}")
+        click.echo(
+            f"{'macro':>8} {gate['fp32']['macro_auroc']:>8.4f} {gate['int8']['macro_auroc']:>8.4f} "
+            f"{100 * gate['macro_drop']:>+6.2f}  gate {100 * max_drop:.2f} points: PASSED; "
+            f"{100 * gate['changed_decisions']:.2f}% of decisions changed"
         )
 
 

@@ -40,7 +40,38 @@ def score(
     return result
 
 
-def evaluate_run(model: str | Path, data: str | Path, split: str = "test", bootstrap: int = 1000):
+def evaluate_bundle(
+    bundle: str | Path, data: str | Path, split: str, precision: str, bootstrap: int
+) -> dict[str, Any]:
+    """The bundle's ONNX model (INT8 or FP32) through ONNX Runtime, scored as a torch run is."""
+    from bell_edge.runtime.engine import Engine
+
+    engine = Engine(bundle, precision)
+    cache = data_cache.load(data, engine.bundle.preprocess)
+    rows = labeled_rows(cache, split, engine.classes, data)
+    scores = np.concatenate([
+        engine.probabilities(cache.windows[chunk], cache.lead_masks[chunk])
+        for chunk in np.array_split(rows, max(1, len(rows) // 256))
+    ])  # fmt: skip
+    result = score(cache, rows, scores, engine.classes, engine.thresholds, bootstrap)
+    return {
+        "model": str(bundle),
+        "precision": f"{precision} (onnxruntime)",
+        "split": split,
+        **result,
+    }
+
+
+def evaluate_run(
+    model: str | Path,
+    data: str | Path,
+    split: str = "test",
+    bootstrap: int = 1000,
+    precision: str | None = None,
+) -> dict[str, Any]:
+    """A fine-tuned run or checkpoint (torch), or a bundle (ONNX Runtime; INT8 by default)."""
+    if (Path(model) / "manifest.json").is_file():
+        return evaluate_bundle(model, data, split, precision or "int8", bootstrap)
     clf = load_classifier(model)
     cache = data_cache.load(data, clf.preprocess)
     rows = labeled_rows(cache, split, clf.classes, data)

@@ -281,7 +281,7 @@ class _FullFineTune(_Trainer):
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return float(np.mean(losses))
 
     def val_scores(self) -> np.ndarray:
@@ -324,7 +324,7 @@ class _LinearProbe(_Trainer):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return float(np.mean(losses))
 
     @torch.no_grad()

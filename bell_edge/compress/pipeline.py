@@ -1,0 +1,240 @@
+"""`bell-edge export`: a fine-tuned checkpoint to a verified, monitor-ready bundle.
+
+FP32 ONNX (parity-checked) -> INT8 calibrated on unlabeled windows (CPU U8S8 and TensorRT S8S8
+variants) -> accuracy gate on a labeled set -> bundle with manifest and model card. A bundle is
+written only when every check passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bell_edge.compress.calibration import build_manifest, load_windows, read_manifest
+from bell_edge.compress.gate import EvalSet, gated_quantize
+from bell_edge.compress.quantize import check_trt_qdq, quantize_cpu, quantize_trt
+from bell_edge.config import CANONICAL_LEADS, config_hash
+from bell_edge.config import to_dict as config_dict
+from bell_edge.data import cache as data_cache
+from bell_edge.errors import CheckFailed, InputError
+from bell_edge.export.bundle import check_target, write_bundle
+from bell_edge.export.onnx import export_fp32
+from bell_edge.export.tensorrt import build_engine, require_tensorrt
+from bell_edge.runtime.bundle import Bundle
+from bell_edge.train.evaluate import labeled_rows
+from bell_edge.train.finetune import load_classifier
+
+CALIBRATION_WINDOWS = 512
+
+
+def _calibration(calib: Path, clf) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Windows from a committed manifest (hashes checked) or built from an unlabeled folder."""
+    if calib.suffix == ".json":
+        manifest = read_manifest(calib)
+    else:
+        manifest = build_manifest(calib, calib.name, CALIBRATION_WINDOWS, cfg=clf.preprocess)
+    if manifest["preprocess_hash"] != config_hash(clf.preprocess):
+        raise InputError(f"{calib}: calibrated with other preprocessing than the model's")
+    windows, masks = load_windows(manifest, cfg=clf.preprocess)
+    return windows, masks.astype(np.float32), manifest
+
+
+def _eval_set(path: Path, clf) -> EvalSet:
+    cache = data_cache.load(path, clf.preprocess, progress=False)
+    split = "val" if len(cache.rows("val")) else "test"
+    rows = labeled_rows(cache, split, clf.classes, path)
+    return EvalSet(
+        np.ascontiguousarray(cache.windows[rows]),
+        cache.lead_masks[rows].astype(np.float32),
+        cache.labels[rows],
+        cache.record_ids[rows],
+        clf.classes,
+    )
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("torch", "onnx", "onnxruntime", "numpy", "tensorrt"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def export_bundle(
+    ckpt: str | Path,
+    out: str | Path,
+    int8: bool = True,
+    calib: str | Path | None = None,
+    eval_data: str | Path | None = None,
+    max_drop: float = 0.01,
+    method: str = "minmax",
+    engine: str = "onnx",
+    force: bool = False,
+    step: Callable[[str], None] = lambda name: None,
+) -> tuple[Bundle, dict[str, Any]]:
+    """Export `ckpt` to a bundle at `out`; raises CheckFailed (no bundle) when the gate fails."""
+    out = Path(out)
+    check_target(out, force)
+    if engine == "tensorrt":
+        if not int8:
+            raise InputError("--engine tensorrt builds from the INT8 Q/DQ model: add --int8")
+        require_tensorrt()
+    clf = load_classifier(ckpt)
+    if int8 and calib is None:
+        raise InputError(
+            "--int8 needs --calib PATH (an unlabeled folder or a calibration manifest)"
+        )
+    if eval_data is None and calib is not None and Path(calib).is_dir():
+        eval_data = calib  # the calibration source's val split, when it is labeled
+    if eval_data is None:
+        raise InputError(
+            "export needs --eval PATH: a labeled folder for parity and accuracy checks"
+        )
+    data = _eval_set(Path(eval_data), clf)
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        step("export FP32 ONNX + parity check")
+        parity = export_fp32(clf.model, tmp / "model.onnx", data.windows[:32], data.masks[:32])
+        files = {"model.onnx": tmp / "model.onnx"}
+        report: dict[str, Any] = {"parity": parity}
+        manifest_extra: dict[str, Any] = {}
+        if int8:
+            step("calibration windows (unlabeled)")
+            windows, masks, calib_manifest = _calibration(Path(calib), clf)
+
+            def quantize(excluded):
+                return quantize_cpu(tmp / "model.onnx", tmp / "model.int8.onnx", windows, masks,
+                                    method=method, exclude_nodes=excluded)  # fmt: skip
+
+            step(f"INT8 ({method}) + accuracy gate")
+            gate = gated_quantize(
+                tmp / "model.onnx", tmp / "model.int8.onnx", quantize, data, clf.thresholds,
+                max_drop,
+            )  # fmt: skip
+            report["gate"] = gate
+            if not gate["passed"]:
+                raise CheckFailed(
+                    f"INT8 loses {100 * gate['macro_drop']:.2f} points of macro AUROC "
+                    f"(> {100 * max_drop:.2f}) even with {len(gate['excluded'])} nodes in FP32; "
+                    "no bundle written"
+                )
+            step("INT8 TensorRT variant (S8S8) + static check")
+            quantize_trt(tmp / "model.onnx", tmp / "model.int8.trt.onnx", windows, masks,
+                         method=method, exclude_nodes=gate["excluded"])  # fmt: skip
+            problems = check_trt_qdq(tmp / "model.int8.trt.onnx")
+            if problems:
+                raise CheckFailed(
+                    f"model.int8.trt.onnx breaks TensorRT's Q/DQ rules: {problems[0]}"
+                )
+            files["model.int8.onnx"] = tmp / "model.int8.onnx"
+            files["model.int8.trt.onnx"] = tmp / "model.int8.trt.onnx"
+            if engine == "tensorrt":
+                step("TensorRT engine")
+                report["tensorrt"] = build_engine(tmp / "model.int8.trt.onnx", tmp / "model.plan")
+                files["model.plan"] = tmp / "model.plan"
+            manifest_extra = {
+                "calibration": {
+                    "name": calib_manifest.get("name"),
+                    "sha256": _manifest_hash(calib_manifest),
+                    "windows": int(len(windows)),
+                    "method": method,
+                    "sources": calib_manifest.get("sources"),
+                },
+                "metrics": _metrics_summary(gate),
+            }
+        step("write bundle")
+        manifest = {
+            "classes": list(clf.classes),
+            "thresholds": clf.thresholds.tolist(),
+            "input_shape": [len(CANONICAL_LEADS), clf.preprocess.window_samples],
+            "lead_order": list(CANONICAL_LEADS),
+            "preprocess": config_dict(clf.preprocess),
+            "preprocess_hash": config_hash(clf.preprocess),
+            "model_config": config_dict(clf.model_config),
+            "source_checkpoint": str(Path(ckpt).resolve()),
+            "training": clf.meta,
+            "versions": {**versions(), **report.get("tensorrt", {})},
+            **manifest_extra,
+        }
+        card = model_card(clf, manifest, report)
+        bundle = write_bundle(out, files, manifest, card, force=force)
+    return bundle, report
+
+
+def _manifest_hash(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _metrics_summary(gate: dict) -> dict:
+    keep = ("macro_auroc", "macro_auroc_ci", "macro_auprc", "n_records")
+    return {
+        "fp32": {k: gate["fp32"][k] for k in keep},
+        "int8": {k: gate["int8"][k] for k in keep},
+        "macro_drop": gate["macro_drop"],
+        "per_class": gate["per_class_drop"],
+        "changed_decisions": gate["changed_decisions"],
+        "excluded_nodes": gate["excluded"],
+    }
+
+
+def model_card(clf, manifest: dict, report: dict) -> str:
+    meta = clf.meta
+    lines = [
+        "# Model card",
+        "",
+        "## Intended use",
+        "Screening aid for the PTB-XL diagnostic superclasses "
+        f"({', '.join(clf.classes)}) on 10-s 12-lead ECG windows, inside a bedside monitor. "
+        "Not a diagnosis: a clinician reads every flagged ECG.",
+        "",
+        "## Training",
+        f"- initialization: {meta.get('init')}; mode {meta.get('mode')}; "
+        f"label fraction {meta.get('label_fraction')}",
+        f"- preprocessing: {manifest['preprocess']} (hash {manifest['preprocess_hash'][:12]})",
+        f"- validation macro AUROC at training time: {meta.get('val_macro_auroc')}",
+        "",
+    ]
+    gate = report.get("gate")
+    if gate:
+        f32, i8 = gate["fp32"], gate["int8"]
+        lo, hi = f32["macro_auroc_ci"] or (float("nan"), float("nan"))
+        lines += [
+            "## Metrics (FP32 vs INT8, evaluation split)",
+            f"- records: {gate['n_records']}",
+            f"- macro AUROC FP32 {f32['macro_auroc']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+            f"INT8 {i8['macro_auroc']:.4f}; drop {100 * gate['macro_drop']:.2f} points "
+            f"(gate {100 * gate['max_drop']:.2f})",
+            f"- thresholded decisions changed by INT8: {100 * gate['changed_decisions']:.2f}%",
+            "",
+            "| class | AUROC FP32 | AUROC INT8 | drop (points) |",
+            "|---|---|---|---|",
+        ]
+        for c, d in gate["per_class_drop"].items():
+            if d["fp32"] is None:
+                lines.append(f"| {c} | - | - | - |")
+                continue
+            lines.append(f"| {c} | {d['fp32']:.4f} | {d['int8']:.4f} | {100 * d['drop']:+.2f} |")
+        lines.append("")
+    lines += [
+        "## Limits",
+        "- Trained on a 1.6k-record PTB-XL subset at 100 Hz; other devices, rates and "
+        "populations may differ. Calibrate and gate on your own data before use.",
+        "- Classes are diagnostic statements of resting 10-s ECGs, not rhythm alarms.",
+        "",
+        "## Reproduce",
+        f"`bell-edge export {manifest['source_checkpoint']} --out BUNDLE --int8 --calib ... "
+        "--eval ...`",
+        "",
+    ]
+    return "\n".join(lines)
