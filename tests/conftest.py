@@ -15,6 +15,21 @@ def _need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """Caches that commands prepare for raw folders go to a temporary folder, not ~/.cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("user-cache")
+    old = os.environ.get("BELL_EDGE_CACHE")
+    os.environ["BELL_EDGE_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("BELL_EDGE_CACHE")
+    else:
+        os.environ["BELL_EDGE_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def ptbxl100() -> Path:
     return _need(DATA / "ptbxl100")
@@ -57,3 +72,34 @@ def pytest_collection_modifyitems(config, items):
     if not available:
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here"))
+
+
+TINY_MODEL = {
+    "stem_width": 8,
+    "stage_widths": (8, 16),
+    "blocks_per_stage": (1, 1),
+    "proj_hidden": 32,
+    "proj_dim": 16,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(ptbxl_cache, tmp_path_factory):
+    """A small model fine-tuned for 2 epochs on 10% of ptbxl100 train: a real, weak classifier."""
+    from bell_edge.config import FinetuneConfig, ModelConfig
+    from bell_edge.train.finetune import finetune
+
+    run = tmp_path_factory.mktemp("tiny") / "finetune"
+    cfg = FinetuneConfig(model=ModelConfig(**TINY_MODEL), epochs=2, label_fraction=0.1)
+    finetune(ptbxl_cache.root, run, cfg, progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_classifier, ptbxl100, tmp_path_factory):
+    """An INT8 bundle of the tiny classifier, calibrated on ptbxl100 train, gated on val."""
+    from bell_edge.compress.pipeline import export_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    export_bundle(tiny_classifier, out, int8=True, calib=ptbxl100, max_drop=0.05)
+    return out

@@ -1,0 +1,95 @@
+"""`bell-edge export`: a verified bundle, its gate, and every bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from bell_edge.cli import main
+from bell_edge.compress.quantize import check_trt_qdq
+from bell_edge.runtime.bundle import read_bundle
+from bell_edge.train.evaluate import evaluate_run
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_bundle_is_complete_and_verified(tiny_bundle):
+    bundle = read_bundle(tiny_bundle)
+    assert set(bundle.files) == {
+        "model.onnx", "model.int8.onnx", "model.int8.trt.onnx", "MODEL_CARD.md",
+    }  # fmt: skip
+    m = bundle.manifest
+    assert m["classes"] == ["NORM", "MI", "STTC", "CD", "HYP"] and len(m["thresholds"]) == 5
+    assert m["calibration"]["windows"] == 512 and len(m["calibration"]["sha256"]) == 64
+    assert abs(m["metrics"]["macro_drop"]) <= 0.05
+    assert check_trt_qdq(bundle.files["model.int8.trt.onnx"]) == []
+    assert "INT8" in bundle.files["MODEL_CARD.md"].read_text()
+
+
+def test_evaluate_run_and_its_fp32_export_agree(tiny_classifier, tiny_bundle, ptbxl100):
+    torch_run = evaluate_run(tiny_classifier, ptbxl100, "val", bootstrap=0)
+    onnx_fp32 = evaluate_run(tiny_bundle, ptbxl100, "val", bootstrap=0, precision="fp32")
+    assert abs(torch_run["macro_auroc"] - onnx_fp32["macro_auroc"]) < 1e-4
+    int8 = json.loads(run("evaluate", tiny_bundle, "--data", ptbxl100, "--split", "val",
+                          "--json", "--bootstrap", "0").stdout)  # fmt: skip
+    assert int8["precision"].startswith("int8") and int8["n_records"] == 183
+
+
+def test_existing_bundle_needs_force(tiny_classifier, tiny_bundle, ptbxl100):
+    result = run("export", tiny_classifier, "--out", tiny_bundle, "--int8", "--calib", ptbxl100)
+    assert result.exit_code == 2 and "use --force" in result.stderr
+
+
+def test_tampered_bundle_is_refused(tiny_bundle, tmp_path, ptbxl100):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    with (copy / "model.int8.onnx").open("r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    result = run("evaluate", copy, "--data", ptbxl100, "--split", "val")
+    assert result.exit_code == 2
+    assert "model.int8.onnx: sha256 does not match" in result.stderr
+
+
+def test_checkpoint_that_is_not_fine_tuned(tmp_path, ptbxl100):
+    import torch
+
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    result = run("export", tmp_path / "other.pt", "--out", tmp_path / "b", "--int8",
+                 "--calib", ptbxl100)  # fmt: skip
+    assert result.exit_code == 2 and "not a fine-tuned bell-edge model" in result.stderr
+
+
+def test_empty_calibration_folder(tiny_classifier, tmp_path, ptbxl100):
+    (tmp_path / "empty").mkdir()
+    result = run("export", tiny_classifier, "--out", tmp_path / "b", "--int8",
+                 "--calib", tmp_path / "empty", "--eval", ptbxl100)  # fmt: skip
+    assert result.exit_code == 2 and "no WFDB records" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_eval_set_with_other_classes(tiny_classifier, tmp_path, cpsc2018):
+    challenge = tmp_path / "challenge"
+    challenge.mkdir()
+    for f in cpsc2018.glob("A198[0-2].*"):
+        shutil.copy(f, challenge / f.name)
+    for hea in challenge.glob("*.hea"):
+        hea.write_text(hea.read_text() + "# Dx: 426783006\n")
+    result = run("export", tiny_classifier, "--out", tmp_path / "b", "--int8",
+                 "--calib", cpsc2018, "--eval", challenge)  # fmt: skip
+    assert result.exit_code == 2 and "do not match the model's" in result.stderr
+
+
+def test_tensorrt_without_gpu(tiny_classifier, tmp_path, ptbxl100):
+    pytest.importorskip("torch")
+    result = run("export", tiny_classifier, "--out", tmp_path / "b", "--int8", "--calib",
+                 ptbxl100, "--engine", "tensorrt")  # fmt: skip
+    assert result.exit_code == 2
+    assert "tensorrt" in result.stderr and "\n" not in result.stderr.strip()
