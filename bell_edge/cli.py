@@ -306,6 +306,29 @@ def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, force) -
 
 
 @main.group(cls=_Group)
+def calibration() -> None:
+    """Versioned calibration sets of unlabeled ECG windows."""
+
+
+@calibration.command("build")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Manifest name: writes DIR/NAME.json.")
+@click.option("--windows", type=int, default=512, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("calibration"),
+              show_default=True)  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing manifest.")
+def calibration_build(paths, name, windows, seed, folder, force) -> None:
+    """Pick N windows from unlabeled records (labels ignored; the train split if there is one)."""
+    from bell_edge.compress.calibration import build_manifest, save_manifest
+
+    manifest = build_manifest(list(paths), name, windows, seed)
+    target = folder / f"{name}.json"
+    save_manifest(manifest, target, force=force)
+    click.echo(f"{target}: {windows} windows from {', '.join(str(p) for p in paths)}")
+
+
+@main.group(cls=_Group)
 def experiment() -> None:
     """Reproducible experiments."""
 
