@@ -47,7 +47,7 @@ def _calibration(calib: Path, clf) -> tuple[np.ndarray, np.ndarray, dict]:
     return windows, masks.astype(np.float32), manifest
 
 
-def _eval_set(path: Path, clf) -> EvalSet:
+def eval_set(path: Path, clf) -> EvalSet:
     cache = data_cache.load(path, clf.preprocess, progress=False)
     split = "val" if len(cache.rows("val")) else "test"
     rows = labeled_rows(cache, split, clf.classes, path)
@@ -100,7 +100,7 @@ def export_bundle(
         raise InputError(
             "export needs --eval PATH: a labeled folder for parity and accuracy checks"
         )
-    data = _eval_set(Path(eval_data), clf)
+    data = eval_set(Path(eval_data), clf)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
