@@ -373,6 +373,10 @@ def demo(data, out, budget) -> None:
     for name in ("scratch", "bell"):
         value, (lo, hi) = summary[f"{name}_val_macro_auroc"], summary[f"{name}_val_macro_auroc_ci"]
         click.echo(f"{name + ' init':<34} {value:>8.4f}  [{lo:.4f}, {hi:.4f}]")
+    click.echo(f"{'BELL bundle, ONNX FP32':<34} {summary['fp32_val_macro_auroc']:>8.4f}")
+    click.echo(f"{'BELL bundle, ONNX INT8':<34} {summary['int8_val_macro_auroc']:>8.4f}")
+    sizes = ", ".join(f"{k} {v} MB" for k, v in summary["bundle_mb"].items() if "onnx" in k)
+    click.echo(f"bundle {summary['bundle']}: {sizes}")
     click.echo(f"outputs in {out}/")
 
 
