@@ -66,7 +66,8 @@ def run_demo(
     def do_prepare() -> str:
         result = prepare(data, cache_dir, force=True, progress=False)
         cache_box["cache"] = result.cache
-        return f"{len(result.cache)} windows, {len(result.skipped)} skipped"
+        verb = "reused" if result.reused else "written"
+        return f"{len(result.cache)} windows {verb}, {len(result.skipped)} records skipped"
 
     stage("prepare", lambda: False, do_prepare)
     cache = cache_box["cache"]
