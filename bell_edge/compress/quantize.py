@@ -88,10 +88,19 @@ class WindowReader(CalibrationDataReader):
         }
 
     def chunks(self, size: int) -> Iterator[WindowReader]:
-        """Readers over consecutive `size`-window slices (bounds calibration memory)."""
-        for start in range(0, len(self.windows), size):
-            stop = start + size
-            yield WindowReader(self.windows[start:stop], self.masks[start:stop], self.batch_size)
+        """Readers over consecutive slices of about `size` windows (bounds calibration memory).
+
+        Every batch within a reader has the same size, as ORT's histogram collectors require:
+        a last partial batch comes as a reader of its own.
+        """
+        batch = self.batch_size
+        step = max(batch, size // batch * batch)
+        full = len(self.windows) // batch * batch
+        bounds = [(a, min(a + step, full)) for a in range(0, full, step)]
+        if full < len(self.windows):
+            bounds.append((full, len(self.windows)))
+        for start, stop in bounds:
+            yield WindowReader(self.windows[start:stop], self.masks[start:stop], batch)
 
 
 def quant_preprocess(fp32_path: str | Path, out_path: str | Path) -> None:

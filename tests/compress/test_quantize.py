@@ -122,3 +122,12 @@ def test_sensitive_nodes_are_graph_nodes(models, calib) -> None:
     nodes = {n.name: n.op_type for n in onnx.load(models["cpu"]).graph.node}
     assert len(names) == len(set(names)) == 4
     assert all(nodes[name] not in ("QuantizeLinear", "DequantizeLinear") for name in names)
+
+
+def test_reader_chunks_keep_batches_equal():
+    from bell_edge.compress.quantize import WindowReader
+
+    windows = np.zeros((37, 12, 8), np.float32)
+    chunks = list(WindowReader(windows, batch_size=16).chunks(20))
+    sizes = [[len(b["ecg"]) for b in iter(c.get_next, None)] for c in chunks]
+    assert sizes == [[16], [16], [5]]
