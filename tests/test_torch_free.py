@@ -13,6 +13,8 @@ TORCH_FREE = [
     "bell_edge.data.cache",
     "bell_edge.data.inspect",
     "bell_edge.config",
+    "bell_edge.runtime.bundle",
+    "bell_edge.runtime.engine",
 ]
 
 
