@@ -60,17 +60,15 @@ def run_demo(
         note = "already done, reused" if done() else work()
         report(name, time.perf_counter() - start, note)
 
-    cache_dir = default_cache_root() / "demo" / data.name
-    cache_box: dict[str, Any] = {}
-
-    def do_prepare() -> str:
-        result = prepare(data, cache_dir, force=True, progress=False)
-        cache_box["cache"] = result.cache
-        verb = "reused" if result.reused else "written"
-        return f"{len(result.cache)} windows {verb}, {len(result.skipped)} records skipped"
-
-    stage("prepare", lambda: False, do_prepare)
-    cache = cache_box["cache"]
+    start = time.perf_counter()
+    prepared = prepare(data, default_cache_root() / "demo" / data.name, force=True, progress=False)
+    cache = prepared.cache
+    verb = "reused" if prepared.reused else "written"
+    report(
+        "prepare",
+        time.perf_counter() - start,
+        f"{len(cache)} windows {verb}, {len(prepared.skipped)} records skipped",
+    )
 
     pre = out / "pretrain-bell"
     pre_cfg = PretrainConfig(epochs=plan["pretrain_epochs"])

@@ -28,12 +28,8 @@ class EvalSet:
 
 
 def onnx_scores(path: str | Path, windows: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Sigmoid outputs of an ONNX model, in batches."""
-    parts = [
-        run_onnx(path, windows[i : i + 256], masks[i : i + 256].astype(np.float32), threads=2)
-        for i in range(0, len(windows), 256)
-    ]
-    return 1.0 / (1.0 + np.exp(-np.concatenate(parts)))
+    """Sigmoid outputs of an ONNX model."""
+    return 1.0 / (1.0 + np.exp(-run_onnx(path, windows, masks, threads=2)))
 
 
 def compare(

@@ -69,8 +69,9 @@ def run_onnx(
     mask: np.ndarray | None = None,
     threads: int = 1,
     optimize: bool = True,
+    batch: int = 256,
 ) -> np.ndarray:
-    """Logits of an exported model (FP32 or Q/DQ) with ONNX Runtime on CPU.
+    """Logits of an exported model (FP32 or Q/DQ) with ONNX Runtime on CPU, `batch` at a time.
 
     `optimize=False` runs Q/DQ nodes as float ops instead of fusing them into int8 kernels:
     the exact quantized arithmetic (as TensorRT computes it), free of CPU kernel saturation.
@@ -81,7 +82,11 @@ def run_onnx(
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run([OUTPUT], {INPUT: x, MASK: mask})[0]
+    parts = [
+        session.run([OUTPUT], {INPUT: x[i : i + batch], MASK: mask[i : i + batch]})[0]
+        for i in range(0, len(x), batch)
+    ]
+    return np.concatenate(parts)
 
 
 def _inputs(x: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bell_edge.data.preprocess import record_windows
 from bell_edge.runtime.bundle import Bundle, BundleError, read_bundle
 
 MODEL_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
@@ -35,18 +34,18 @@ class Engine:
         self.classes = self.bundle.classes
         self.thresholds = self.bundle.thresholds
 
-    def probabilities(self, windows: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(
+        self, windows: np.ndarray, masks: np.ndarray | None = None, batch: int = 256
+    ) -> np.ndarray:
         """Sigmoid outputs `(N, C)` of preprocessed windows `(N, 12, T)`, lead masks `(N, 12)`."""
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         if masks is None:
             masks = np.ones(windows.shape[:2], dtype=np.float32)
-        logits = self.session.run(
-            ["logits"], {"ecg": windows, "lead_mask": np.asarray(masks, dtype=np.float32)}
-        )[0]
+        masks = np.asarray(masks, dtype=np.float32)
+        logits = np.concatenate([
+            self.session.run(
+                ["logits"], {"ecg": windows[i : i + batch], "lead_mask": masks[i : i + batch]}
+            )[0]
+            for i in range(0, len(windows), batch)
+        ])  # fmt: skip
         return 1.0 / (1.0 + np.exp(-logits))
-
-    def record(self, signal: np.ndarray, fs: float, lead_mask: np.ndarray | None = None):
-        """Probabilities of every window of a raw `(12, samples)` record at rate `fs`."""
-        windows, _, starts = record_windows(signal, fs, self.bundle.preprocess)
-        masks = None if lead_mask is None else np.repeat(lead_mask[None], len(windows), axis=0)
-        return self.probabilities(windows, masks), starts

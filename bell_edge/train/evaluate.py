@@ -49,10 +49,7 @@ def evaluate_bundle(
     engine = Engine(bundle, precision)
     cache = data_cache.load(data, engine.bundle.preprocess)
     rows = labeled_rows(cache, split, engine.classes, data)
-    scores = np.concatenate([
-        engine.probabilities(cache.windows[chunk], cache.lead_masks[chunk])
-        for chunk in np.array_split(rows, max(1, len(rows) // 256))
-    ])  # fmt: skip
+    scores = engine.probabilities(cache.windows[rows], cache.lead_masks[rows])
     result = score(cache, rows, scores, engine.classes, engine.thresholds, bootstrap)
     return {
         "model": str(bundle),

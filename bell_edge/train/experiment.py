@@ -20,9 +20,8 @@ from tqdm import tqdm
 
 from bell_edge.config import FinetuneConfig, PretrainConfig, replace
 from bell_edge.data import cache as data_cache
-from bell_edge.data.splits import label_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
-from bell_edge.train.finetune import finetune
+from bell_edge.train.finetune import finetune, write_label_subset
 from bell_edge.train.pretrain import pretrain
 
 METHODS = ("bell", "byol", "scratch")
@@ -123,17 +122,12 @@ def label_efficiency(
 
 def _subsets(cache, fractions, seeds, folder: Path) -> dict[tuple[float, int], Path]:
     """One stratified subset manifest per (fraction, seed), written once and shared."""
-    train = cache.rows("train")
-    ids, labels = cache.record_ids[train], cache.labels[train]
     paths = {}
     for fraction in fractions:
         for seed in range(seeds):
             path = folder / f"f{fraction:g}-s{seed}.json"
             if not path.is_file():
-                picked = sorted(set(ids[label_subset(ids, labels, fraction, seed)].tolist()))
-                rows = subset_rows(ids, picked)
-                save_subset(path, ids[rows], fraction, seed, str(cache.meta["source"]),
-                            labels=labels[rows], classes=cache.classes)  # fmt: skip
+                write_label_subset(cache, fraction, seed, path)
             paths[fraction, seed] = path
     return paths
 

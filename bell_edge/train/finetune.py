@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ def finetune(
         raise InputError(f"{data}: no val split to select the model on")
 
     out.mkdir(parents=True, exist_ok=True)
-    chosen = _label_subset(cache, train_rows, cfg, subset, out)
+    chosen = _label_subset(cache, cfg, subset, out)
     train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
     (out / CONFIG).write_text(dump_toml(cfg))
 
@@ -177,26 +178,31 @@ def finetune(
     return summary
 
 
-def _label_subset(cache, train_rows, cfg, subset, out: Path) -> list[str]:
-    """The labeled records to train on: a given manifest, or a new seeded stratified subset."""
-    if subset is not None:
-        manifest = load_subset(subset)
-        if manifest["fraction"] != cfg.label_fraction:
-            raise InputError(
-                f"{subset}: subset of fraction {manifest['fraction']}, "
-                f"--label-fraction is {cfg.label_fraction}"
-            )
-        chosen = list(manifest["record_ids"])
-    else:
-        ids = cache.record_ids[train_rows]
-        picked = label_subset(ids, cache.labels[train_rows], cfg.label_fraction, cfg.seed)
-        chosen = sorted(set(ids[picked].tolist()))
-    rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
+def write_label_subset(cache, fraction: float, seed: int, path: Path) -> list[str]:
+    """A seeded stratified subset of the train split's records, saved as a subset manifest."""
+    train = cache.rows("train")
+    ids, labels = cache.record_ids[train], cache.labels[train]
+    chosen = sorted(set(ids[label_subset(ids, labels, fraction, seed)].tolist()))
+    rows = subset_rows(ids, chosen)
     save_subset(
-        out / SUBSET, cache.record_ids[rows], cfg.label_fraction, cfg.seed,
-        str(cache.meta["source"]), labels=cache.labels[rows], classes=cache.classes,
+        path, ids[rows], fraction, seed, str(cache.meta["source"]),
+        labels=labels[rows], classes=cache.classes,
     )  # fmt: skip
     return chosen
+
+
+def _label_subset(cache, cfg, subset, out: Path) -> list[str]:
+    """The labeled records to train on: a given manifest (copied into the run), or a new one."""
+    if subset is None:
+        return write_label_subset(cache, cfg.label_fraction, cfg.seed, out / SUBSET)
+    manifest = load_subset(subset)
+    if manifest["fraction"] != cfg.label_fraction:
+        raise InputError(
+            f"{subset}: subset of fraction {manifest['fraction']}, "
+            f"--label-fraction is {cfg.label_fraction}"
+        )
+    shutil.copyfile(subset, out / SUBSET)
+    return list(manifest["record_ids"])
 
 
 class _Trainer:
