@@ -106,8 +106,13 @@ def finetune(
     subset: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    start: Classifier | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune from a pretrained encoder (`init`) or from scratch; returns the summary."""
+    """Fine-tune from a pretrained encoder (`init`) or from scratch; returns the summary.
+
+    `start`: fine-tune this classifier instead (a pruned one, say), with its model and
+    preprocessing configs; `init` then only names where it came from.
+    """
     out = Path(out)
     check_run_dir(out, force)
     if cfg.mode not in ("linear", "full"):
@@ -116,12 +121,17 @@ def finetune(
     device = resolve_device(cfg.device)
 
     encoder_state, init_method = None, "scratch"
-    if init is not None:
+    if start is not None:
+        cfg = dataclasses.replace(cfg, model=start.model_config, preprocess=start.preprocess)
+        init_method = "classifier"
+    elif init is not None:
         model_cfg, preprocess, encoder_state, init_method = load_encoder(init)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
     cache = data_cache.load(data, cfg.preprocess, progress=progress)
     if not cache.classes:
         raise InputError(f"{data}: unlabeled; fine-tuning needs labels")
+    if start is not None and tuple(cache.classes) != start.classes:
+        raise InputError(f"{data}: classes {', '.join(cache.classes)} are not the model's")
     n_classes = len(cache.classes)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, n_classes=n_classes))
     train_rows, val_rows = cache.rows("train"), cache.rows("val")
@@ -133,12 +143,18 @@ def finetune(
     train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
     (out / CONFIG).write_text(dump_toml(cfg))
 
-    model = ECGClassifier(cfg.model)
+    model = ECGClassifier(cfg.model) if start is None else start.model
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state, strict=True)
     model.to(device)
-    trainer = _LinearProbe if cfg.mode == "linear" else _FullFineTune
-    best = trainer(model, cache, train_rows, val_rows, cfg, device).fit(out / METRICS, progress)
+    with (out / METRICS).open("w") as log:
+        if cfg.mode == "full" and cfg.probe_epochs > 0 and encoder_state is not None:
+            probe_cfg = dataclasses.replace(cfg, mode="linear", epochs=cfg.probe_epochs)
+            probe = _LinearProbe(model, cache, train_rows, val_rows, probe_cfg, device)
+            model.load_state_dict(probe.fit(log, progress)["state"])
+            model.encoder.requires_grad_(True)
+        trainer = _LinearProbe if cfg.mode == "linear" else _FullFineTune
+        best = trainer(model, cache, train_rows, val_rows, cfg, device).fit(log, progress)
 
     model.load_state_dict(best["state"])
     model.cpu()
@@ -213,26 +229,27 @@ class _Trainer:
         self.train_rows, self.val_rows = train_rows, val_rows
         self.loss = nn.BCEWithLogitsLoss()
 
-    def fit(self, metrics_path: Path, progress: bool) -> dict[str, Any]:
+    def fit(self, log, progress: bool) -> dict[str, Any]:
+        """Train, writing one JSON line per epoch to `log`; the best state by val macro AUROC."""
         cfg, started = self.cfg, time.perf_counter()
         best = {"auroc": -1.0, "epoch": 0, "state": None}
         stale, epoch = 0, 0
         bar = tqdm(range(1, cfg.epochs + 1), desc=f"finetune {cfg.mode}", unit="epoch",
                    disable=not progress)  # fmt: skip
-        with metrics_path.open("w") as log:
-            for epoch in bar:
-                train_loss = self.train_epoch(epoch)
-                auroc = self.val_auroc()
-                row = {"epoch": epoch, "train_loss": train_loss, "val_macro_auroc": auroc}
-                log.write(json.dumps(row) + "\n")
-                bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}")
-                if auroc > best["auroc"]:
-                    best = {"auroc": auroc, "epoch": epoch, "state": self.state()}
-                    stale = 0
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        break
+        for epoch in bar:
+            train_loss = self.train_epoch(epoch)
+            auroc = self.val_auroc()
+            row = {"phase": cfg.mode, "epoch": epoch, "train_loss": train_loss,
+                   "val_macro_auroc": auroc}  # fmt: skip
+            log.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}")
+            if auroc > best["auroc"]:
+                best = {"auroc": auroc, "epoch": epoch, "state": self.state()}
+                stale = 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
         best["epochs_run"] = epoch
         best["seconds"] = round(time.perf_counter() - started, 2)
         return best
