@@ -12,13 +12,26 @@ TORCH_FREE = [
     "bell_edge.data.preprocess",
     "bell_edge.data.cache",
     "bell_edge.data.inspect",
+    "bell_edge.data.leads",
     "bell_edge.config",
     "bell_edge.runtime.bundle",
     "bell_edge.runtime.engine",
+    "bell_edge.runtime.quality",
+    "bell_edge.runtime.monitor",
 ]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_imports_without_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("module", [m for m in TORCH_FREE if m.startswith("bell_edge.runtime")])
+def test_runtime_imports_no_record_reader(module):
+    """What a monitor embeds needs neither wfdb nor pandas (records are read outside it)."""
+    code = (
+        f"import sys, {module}; "
+        "assert not {'wfdb', 'pandas'} & set(sys.modules), 'wfdb or pandas imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,23 +8,18 @@ Every fault is a `RecordError` whose one-line message names the file and what is
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 import numpy as np
 import wfdb
 
 from bell_edge.config import CANONICAL_LEADS
+from bell_edge.data.leads import canonical_lead
 from bell_edge.errors import InputError
 
 MIN_FS = 50.0
 MIN_SECONDS = 2.0
 MAX_GAP_SECONDS = 0.05  # NaN runs up to this long are interpolated; longer ones are faults
-
-_ALIASES = {name.lower(): name for name in CANONICAL_LEADS}
-_ALIASES.update({"mlii": "II", "mli": "I", "mliii": "III", "lead i": "I", "lead ii": "II"})
-# Leads that exist but are not part of the standard 12: dropped without complaint.
-_EXTRA_LEADS = {"vx", "vy", "vz", "x", "y", "z", "v3r", "v4r", "v5r", "v7", "v8", "v9", "ecg"}
 
 
 class RecordError(InputError):
@@ -53,16 +48,6 @@ def record_path(path: str | Path) -> Path:
     if path.suffix in (".hea", ".dat", ".mat"):
         path = path.with_suffix("")
     return path
-
-
-def canonical_lead(name: str) -> str | None:
-    """Canonical name of a lead alias, None for a known extra lead; KeyError when unknown."""
-    key = re.sub(r"[\s_-]+", " ", name.strip().lower())
-    if key in _ALIASES:
-        return _ALIASES[key]
-    if key in _EXTRA_LEADS:
-        return None
-    raise KeyError(name)
 
 
 def read_header(path: str | Path) -> wfdb.Record:

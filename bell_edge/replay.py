@@ -1,0 +1,211 @@
+"""Replay a WFDB record through the streaming monitor, as a device would feed it (`bell-edge
+monitor`): one hop of samples per push, in real time, N times faster, or as fast as possible."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bell_edge.config import CANONICAL_LEADS
+from bell_edge.data.records import Record, read_record
+from bell_edge.errors import InputError
+from bell_edge.runtime.engine import Engine
+from bell_edge.runtime.monitor import Event, StreamingMonitor
+
+FLAG_COLORS = {"gap": "tab:purple", "off": "tab:red", "saturated": "tab:orange", "noisy": "gold"}
+
+
+def parse_speed(text: str) -> float | None:
+    """`max` -> None (no waiting), else a positive factor of real time."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = float("nan")
+    if not speed > 0 or speed == float("inf"):
+        raise InputError(f"--speed {text}: expected a positive number or max")
+    return speed
+
+
+def present_leads(record: Record) -> list[str]:
+    return [CANONICAL_LEADS[i] for i in np.flatnonzero(record.lead_mask)]
+
+
+def replay(
+    path: str | Path,
+    bundle: str | Path,
+    speed: float | None = None,
+    hop_s: float = 1.0,
+    precision: str = "int8",
+    plot: str | Path | None = None,
+    force: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict:
+    """Stream a record through a StreamingMonitor; returns the summary (events included)."""
+    if plot is not None and Path(plot).exists() and not force:
+        raise InputError(f"{plot}: exists (use --force to replace it)")
+    if plot is not None and not Path(plot).parent.is_dir():
+        raise InputError(f"{plot}: folder {Path(plot).parent} does not exist")
+    record = read_record(path)
+    engine = Engine(bundle, precision)
+    leads = present_leads(record)
+    try:
+        monitor = StreamingMonitor(engine, record.fs, leads, hop_s=hop_s)
+    except ValueError as exc:
+        raise InputError(f"{record.path}: {exc}") from None
+    samples = record.signal[record.lead_mask].T
+    events: list[Event] = []
+    t0 = time.monotonic()
+    for start in range(0, len(samples), monitor.hop):
+        end = start + monitor.hop
+        if speed is not None:  # a device delivers the hop's samples when they are recorded
+            time.sleep(max(0.0, t0 + min(end, len(samples)) / record.fs / speed - time.monotonic()))
+        for event in monitor.push(samples[start:end]):
+            events.append(event)
+            if on_event:
+                on_event(event)
+    summary = summarize(record, events, time.monotonic() - t0, speed, precision)
+    if plot is not None:
+        plot_replay(record, events, hop_s, plot)
+        summary["plot"] = str(plot)
+    return summary
+
+
+def summarize(
+    record: Record, events: list[Event], wall_s: float, speed: float | None, precision: str
+) -> dict:
+    analysed = [e for e in events if e.analysed]
+    latency = np.array([e.latency_ms for e in events]) if events else np.zeros(1)
+    flags: dict[str, Counter] = {}
+    for e in events:
+        for lead, flag in e.quality.items():
+            if flag != "ok":
+                flags.setdefault(lead, Counter())[flag] += 1
+    classes = list(analysed[0].probabilities) if analysed else []
+    return {
+        "record": str(record.path),
+        "fs": record.fs,
+        "leads": present_leads(record),
+        "seconds": round(record.seconds, 3),
+        "precision": precision,
+        "speed": "max" if speed is None else speed,
+        "wall_s": round(wall_s, 3),
+        "hops": len(events),
+        "analysed": len(analysed),
+        "no_analysis": dict(Counter(e.reason.split(":")[0] for e in events if not e.analysed)),
+        "positive_share": {
+            c: round(float(np.mean([e.decisions[c] for e in analysed])), 4) for c in classes
+        },
+        "mean_probability": {
+            c: round(float(np.mean([e.probabilities[c] for e in analysed])), 4) for c in classes
+        },
+        "lead_flags": {lead: dict(c) for lead, c in flags.items()},
+        "latency_ms": {
+            "p50": round(float(np.percentile(latency, 50)), 3),
+            "p99": round(float(np.percentile(latency, 99)), 3),
+            "max": round(float(latency.max()), 3),
+        },
+    }
+
+
+def event_line(e: Event) -> str:
+    """One live line: time, the top classes (* at or above threshold), lead quality, latency."""
+    if e.analysed:
+        top = sorted(e.probabilities.items(), key=lambda kv: -kv[1])[:3]
+        what = "  ".join(f"{c} {p:.2f}{'*' if e.decisions[c] else ' '}" for c, p in top)
+    else:
+        what = f"no analysis: {e.reason}"
+    bad = [f"{lead} {flag}" for lead, flag in e.quality.items() if flag != "ok"]
+    ok = len(e.quality) - len(bad)
+    leads = f"{ok}/{len(e.quality)} leads ok" + (f" ({', '.join(bad)})" if bad else "")
+    return f"{e.t:8.1f} s  {what:<40} | {leads} | {e.latency_ms:6.1f} ms"
+
+
+def summary_lines(s: dict) -> list[str]:
+    lines = [
+        f"{s['record']}: {s['seconds']} s at {s['fs']:g} Hz, leads {' '.join(s['leads'])}; "
+        f"{s['hops']} hops in {s['wall_s']} s (speed {s['speed']}, {s['precision']})",
+        f"analysed {s['analysed']} hops; no analysis: "
+        + (", ".join(f"{k} {v}" for k, v in s["no_analysis"].items()) or "none"),
+    ]
+    if s["positive_share"]:
+        lines.append(
+            "positive share of analysed hops: "
+            + ", ".join(f"{c} {100 * v:.0f}%" for c, v in s["positive_share"].items())
+        )
+    for lead, counts in s["lead_flags"].items():
+        lines.append(f"lead {lead}: " + ", ".join(f"{f} in {n} hops" for f, n in counts.items()))
+    lat = s["latency_ms"]
+    lines.append(f"latency per hop: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms")
+    if "plot" in s:
+        lines.append(f"plot: {s['plot']}")
+    return lines
+
+
+def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Path) -> None:
+    """The ECG with lead-quality flags, the probabilities over time and no-analysis spans."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    leads = present_leads(record)
+    x = record.signal[record.lead_mask]
+    t = np.arange(x.shape[1]) / record.fs
+    fig, (ax_ecg, ax_p) = plt.subplots(
+        2, 1, figsize=(14, 3 + 0.5 * len(leads)), sharex=True,
+        gridspec_kw={"height_ratios": [max(2, len(leads) // 2), 2]},
+    )  # fmt: skip
+    x = x - np.median(x, axis=1, keepdims=True)
+    lo, hi = np.percentile(x, [1, 99], axis=1)
+    scale = 1.5 * float(np.median(hi - lo)) or 1.0
+    for i, lead in enumerate(leads):
+        ax_ecg.plot(t, x[i] - i * scale, lw=0.4, color="black")
+        for e in events:
+            flag = e.quality.get(lead, "ok")
+            if flag != "ok":
+                ax_ecg.plot([e.t - hop_s, e.t], [-(i - 0.4) * scale] * 2,
+                            color=FLAG_COLORS[flag], lw=3)  # fmt: skip
+    ax_ecg.set_yticks([-i * scale for i in range(len(leads))], leads)
+    ax_ecg.set_title(
+        f"{record.record_id}: ECG; bars: quality flags, at the end of each window", loc="left"
+    )
+    handles = [plt.Line2D([], [], color=c, lw=3, label=f) for f, c in FLAG_COLORS.items()]
+    ax_ecg.legend(handles=handles, loc="lower right", bbox_to_anchor=(1, 1), fontsize=7, ncols=4)
+    times = np.array([e.t for e in events])
+    analysed = [e for e in events if e.analysed]
+    if analysed:
+        for k, c in enumerate(analysed[0].probabilities):
+            color = f"C{k}"
+            p = [e.probabilities[c] if e.analysed else np.nan for e in events]  # breaks gaps
+            ax_p.plot(times, p, color=color, label=c, lw=1)
+            pos = [(e.t - hop_s, hop_s) for e in analysed if e.decisions[c]]
+            ax_p.broken_barh(pos, (1.03 + 0.05 * k, 0.04), color=color)
+    for e in events:
+        if not e.analysed:
+            ax_p.axvspan(e.t - hop_s, e.t, color="grey", alpha=0.2, lw=0)
+    ax_p.set_ylim(0, 1.03 + 0.05 * len(analysed[0].probabilities) if analysed else 1.05)
+    ax_p.set_ylabel("probability")
+    ax_p.set_xlabel(
+        "time (s); grey: no analysis; bars on top: decision positive (one row per class)"
+    )
+    ax_p.legend(loc="center right", fontsize=7)
+    ax_p.set_xlim(0, max(t[-1], times.max() if len(times) else 0))
+    fig.tight_layout()
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)

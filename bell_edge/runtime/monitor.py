@@ -1,0 +1,254 @@
+"""Streaming inference for a bedside monitor (numpy + scipy + onnxruntime; torch-free).
+
+`StreamingMonitor` takes chunks of any size at the device's rate and lead set into a ring buffer
+of the last `window_s` seconds. Every `hop_s` seconds of signal it emits an `Event`: per-lead
+quality, and the model's probabilities and decisions on the buffered window, preprocessed by the
+same `preprocess_window` as in training (so an event equals offline preprocessing plus
+`Engine.probabilities` on the same samples).
+
+Bad leads ("gap", "off", "saturated", "noisy"; see `quality`) are masked, as are leads the
+device lacks. The event carries no probabilities ("no analysis" and a reason) while the buffer is
+filling and when fewer than `min_leads` good leads remain (default 2: what a 2-lead Holter gives).
+Bad samples (NaN, inf, values beyond 1e9, values that are not numbers) never raise: they are
+gaps. Wrong usage (bad rate, unknown lead names, a chunk of another width) raises ValueError.
+The rate is fixed for a session: a device that changes rate starts a new monitor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from bell_edge.data.leads import canonical_lead
+from bell_edge.data.preprocess import preprocess_window
+from bell_edge.runtime import quality
+from bell_edge.runtime.engine import Engine
+
+MIN_FS = 50.0  # as data.records
+MIN_WINDOW_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    t: float  # stream time at the end of the analysed window, seconds from the first sample
+    quality: dict[str, str]  # device lead (canonical name) -> flag
+    masked: tuple[str, ...]  # model leads fed as missing: bad or not on the device
+    probabilities: dict[str, float] | None  # None: no analysis
+    decisions: dict[str, bool] | None  # probability >= the bundle's threshold
+    reason: str | None  # why there is no analysis
+    latency_ms: float  # time spent on this hop (quality, preprocessing, inference)
+
+    @property
+    def analysed(self) -> bool:
+        return self.probabilities is not None
+
+    def to_dict(self) -> dict:
+        return {"analysed": self.analysed, **dataclasses.asdict(self)}
+
+
+class StreamingMonitor:
+    """Ring buffer + sliding-window inference over one device stream."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        input_fs: float,
+        leads: Sequence[str],
+        hop_s: float = 1.0,
+        window_s: float = 10.0,
+        min_leads: int = 2,
+    ):
+        bundle = engine.bundle
+        self.engine, self.cfg = engine, bundle.preprocess
+        self.fs = _positive(input_fs, "input_fs")
+        if self.fs < MIN_FS:
+            raise ValueError(f"input_fs {self.fs:g} Hz is below {MIN_FS:g} Hz")
+        hop_s, window_s = _positive(hop_s, "hop_s"), _positive(window_s, "window_s")
+        if not MIN_WINDOW_S <= window_s <= self.cfg.window_s:
+            raise ValueError(
+                f"window_s {window_s:g} must lie in [{MIN_WINDOW_S:g}, {self.cfg.window_s:g}] s "
+                "(the bundle's window)"
+            )
+        if hop_s > window_s:
+            raise ValueError(f"hop_s {hop_s:g} is longer than window_s {window_s:g}")
+        self.span = int(round(window_s * self.fs))
+        self.hop = int(round(hop_s * self.fs))
+        if self.hop < 1:
+            raise ValueError(f"hop_s {hop_s:g} is less than one sample at {self.fs:g} Hz")
+        if isinstance(leads, str) or not all(isinstance(name, str) for name in leads):
+            raise ValueError(f"leads must be a sequence of lead names, got {leads!r}")
+        self.width = len(leads)
+        self.columns, self.rows, self.leads = _map_leads(list(leads), bundle.lead_order)
+        self._select = None if self.columns == list(range(self.width)) else self.columns
+        if not 1 <= min_leads <= len(self.columns):
+            raise ValueError(
+                f"min_leads {min_leads} must lie in [1, {len(self.columns)}], the model leads "
+                f"this device gives ({', '.join(self.leads)})"
+            )
+        self.min_leads = min_leads
+        self._buf = np.zeros((len(self.columns), self.span))
+        self._bad = np.ones((len(self.columns), self.span), dtype=bool)
+        self._pos = 0  # next write position in the ring
+        self.samples = 0  # samples received (dropped ones included)
+        self._since_hop = 0
+
+    def push(self, chunk, start: int | None = None) -> list[Event]:
+        """Add `(n_samples, n_leads)` samples; returns the events of the hops they complete.
+
+        `start`, optional, is the index of the chunk's first sample in the stream (a device
+        counter): samples skipped since the last chunk are dropped samples (gaps), samples
+        already received are ignored.
+        """
+        x, bad = self._samples(chunk)
+        if start is not None:
+            if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+                raise ValueError(f"start must be a sample index >= 0, got {start!r}")
+            x, bad = x[max(0, self.samples - start) :], bad[max(0, self.samples - start) :]
+            missing = max(0, int(start) - self.samples)
+        else:
+            missing = 0
+        events = self._feed(missing, None, None)
+        return events + self._feed(len(x), x, bad)
+
+    def _samples(self, chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's model columns as float64 plus a mask of invalid samples."""
+        try:
+            x = np.array(chunk, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            x = np.asarray(chunk, dtype=object)
+            if x.ndim == 2:
+                x = np.frompyfunc(_number, 1, 1)(x).astype(np.float64)
+        if x.ndim == 1 and x.size == 0:  # [] : no samples
+            x = x.reshape(0, self.width)
+        if x.ndim != 2 or x.shape[1] != self.width:
+            raise ValueError(
+                f"chunk of shape {x.shape}: expected (n_samples, {self.width}) for leads "
+                f"{', '.join(self.leads)}"
+            )
+        if self._select is not None:  # drop extra leads
+            x = x[:, self._select]
+        bad = ~(np.abs(x) <= quality.MAX_ABS)  # NaN, inf and out of range
+        if bad.any():
+            x[bad] = 0.0
+        return x, bad
+
+    def _feed(self, n: int, x: np.ndarray | None, bad: np.ndarray | None) -> list[Event]:
+        """Write n samples (None: dropped ones) hop by hop, analysing at each hop's end."""
+        events, i = [], 0
+        while i < n:
+            take = min(n - i, self.hop - self._since_hop)
+            self._write(
+                np.zeros((take, len(self._buf))) if x is None else x[i : i + take],
+                np.ones((take, len(self._buf)), bool) if bad is None else bad[i : i + take],
+            )
+            i += take
+            self._since_hop += take
+            if self._since_hop == self.hop:
+                self._since_hop = 0
+                events.append(self._analyse())
+        return events
+
+    def _write(self, x: np.ndarray, bad: np.ndarray) -> None:
+        n = len(x)  # at most one hop, so at most the span
+        head = min(n, self.span - self._pos)  # up to the end of the ring, the rest from 0
+        end = self._pos + head
+        self._buf[:, self._pos : end], self._bad[:, self._pos : end] = x[:head].T, bad[:head].T
+        self._buf[:, : n - head], self._bad[:, : n - head] = x[head:].T, bad[head:].T
+        self._pos = (self._pos + n) % self.span
+        self.samples += n
+
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered window, oldest sample first: `(leads, span)` values and invalid mask."""
+        p = self._pos
+        return (
+            np.concatenate((self._buf[:, p:], self._buf[:, :p]), axis=1),
+            np.concatenate((self._bad[:, p:], self._bad[:, :p]), axis=1),
+        )
+
+    def _analyse(self) -> Event:
+        t0 = time.perf_counter()
+        x, bad = self.window()
+        have = min(self.samples, self.span)
+        x, flags = quality.assess(x[:, -have:], bad[:, -have:], self.fs)
+        good = [i for i, flag in enumerate(flags) if flag == "ok"]
+        model_leads = self.engine.bundle.lead_order
+        used = {self.rows[i] for i in good}
+        masked = tuple(lead for j, lead in enumerate(model_leads) if j not in used)
+        probs = decisions = reason = None
+        if have < self.span:
+            reason = f"warming up: {have / self.fs:.1f} of {self.span / self.fs:g} s buffered"
+        elif len(good) < self.min_leads:
+            bad_leads = ", ".join(f"{self.leads[i]} {f}" for i, f in enumerate(flags) if f != "ok")
+            reason = f"too few good leads: {len(good)} of {self.min_leads} needed ({bad_leads})"
+        else:
+            p = self._infer(x, good)
+            if np.isfinite(p).all():
+                classes = self.engine.classes
+                probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
+                decisions = {
+                    c: bool(v >= th)
+                    for c, v, th in zip(classes, p, self.engine.thresholds, strict=True)
+                }
+            else:
+                reason = "model output is not finite"
+        return Event(
+            t=self.samples / self.fs,
+            quality=dict(zip(self.leads, flags, strict=True)),
+            masked=masked,
+            probabilities=probs,
+            decisions=decisions,
+            reason=reason,
+            latency_ms=1000 * (time.perf_counter() - t0),
+        )
+
+    def _infer(self, x: np.ndarray, good: list[int]) -> np.ndarray:
+        """Model rows from the good leads, zeros elsewhere; masked, preprocessed, run."""
+        leads = self.engine.bundle.input_shape[0]
+        full = np.zeros((leads, x.shape[1]))
+        mask = np.zeros((1, leads), dtype=np.float32)
+        rows = [self.rows[i] for i in good]
+        full[rows], mask[0, rows] = x[good], 1.0
+        window, _ = preprocess_window(full, self.fs, self.cfg)
+        return self.engine.probabilities(window[None], mask)[0]
+
+
+def _positive(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+def _map_leads(names: list[str], model_leads: Sequence[str]):
+    """Device column, model row and canonical name of each device lead the model uses."""
+    columns, rows, canon = [], [], []
+    for column, name in enumerate(names):
+        try:
+            lead = canonical_lead(name)
+        except KeyError:
+            raise ValueError(f"unknown lead name {name!r} in {names}") from None
+        if lead is None or lead not in model_leads:
+            continue  # extra leads (Frank XYZ, V3R, ...) are dropped
+        if lead in canon:
+            raise ValueError(f"lead {lead} appears twice in {names}")
+        columns.append(column)
+        rows.append(list(model_leads).index(lead))
+        canon.append(lead)
+    if not columns:
+        raise ValueError(f"none of the leads {names} is a model lead ({', '.join(model_leads)})")
+    return columns, rows, tuple(canon)
+
+
+def _number(value) -> float:
+    """float(value), NaN for what is not a number (a bad sample, not an error)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan

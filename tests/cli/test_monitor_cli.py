@@ -1,0 +1,73 @@
+"""`bell-edge monitor`: replays of real records, JSON lines, the plot, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+from click.testing import CliRunner
+
+from bell_edge.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["monitor", *(str(a) for a in args)])
+
+
+def test_fifteen_lead_record_at_full_speed(ptbdb, tiny_bundle):
+    result = run(ptbdb / "s0010_re", "--bundle", tiny_bundle, "--speed", "max")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    hops = [line for line in lines if " s  " in line and "|" in line]
+    assert len(hops) == 38  # 38.4 s at 1 kHz, one line per 1-s hop
+    assert "no analysis: warming up: 9.0 of 10 s buffered" in hops[8]
+    assert all("12/12 leads ok" in line for line in hops)
+    assert "leads I II III aVR aVL aVF V1 V2 V3 V4 V5 V6; 38 hops" in result.stdout
+    assert "analysed 29 hops; no analysis: warming up 9" in result.stdout
+
+
+def test_two_lead_holter_json_lines(cpsc2021, tiny_bundle, tmp_path):
+    plot = tmp_path / "replay.png"
+    result = run(
+        cpsc2021 / "data_8_4", "--bundle", tiny_bundle, "--speed", "max", "--json",
+        "--hop", "2", "--plot", plot,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    events, summary = rows[:-1], rows[-1]["summary"]
+    assert len(events) == summary["hops"] == 20  # 41.2 s, 2-s hops
+    assert [e["t"] for e in events] == [2.0 * k for k in range(1, 21)]
+    assert summary["leads"] == ["I", "II"] and summary["analysed"] == 16
+    for e in events[4:]:
+        assert e["analysed"] and set(e["quality"]) == {"I", "II"}
+        assert set(e["probabilities"]) == {"NORM", "MI", "STTC", "CD", "HYP"}
+        assert e["masked"] == ["III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and summary["plot"] == str(plot)
+    again = run(cpsc2021 / "data_8_4", "--bundle", tiny_bundle, "--speed", "max", "--plot", plot)
+    assert again.exit_code == 2 and "exists (use --force" in again.output
+
+
+def test_real_time_replay_waits(cpsc2021, tiny_bundle):
+    start = time.monotonic()
+    result = run(cpsc2021 / "data_8_4", "--bundle", tiny_bundle, "--speed", "25", "--hop", "5")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - start >= 41.175 / 25 - 0.05
+
+
+def test_bad_input_is_one_line_exit_2(cpsc2021, tiny_bundle, tmp_path):
+    record = cpsc2021 / "data_8_4"
+    tampered = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    (tampered / "model.int8.onnx").write_bytes(b"not a model")
+    cases = {
+        "no such header": (tmp_path / "nothing", "--bundle", tiny_bundle),
+        "sha256 does not match": (record, "--bundle", tampered),
+        "--speed fast: expected a positive number or max": (
+            record, "--bundle", tiny_bundle, "--speed", "fast",
+        ),
+        "hop_s 20 is longer than window_s 10": (record, "--bundle", tiny_bundle, "--hop", "20"),
+    }  # fmt: skip
+    for message, args in cases.items():
+        result = run(*args)
+        assert result.exit_code == 2, (message, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
