@@ -1,0 +1,248 @@
+"""The backends a bundle is benchmarked on, and the worker process that runs one of them.
+
+`python -m bell_edge.bench.backends` is a worker: it reads one pickled request from stdin,
+`(bundle folder, backend name, threads, windows, masks)`, loads that backend alone, then serves
+`(batch, warmup, runs)` requests until it reads None. Replies are pickles on stdout (anything a
+library prints goes to stderr): ("ready", logits of the first `CHECK_WINDOWS` inputs) or
+("skip", reason); per request the run times in seconds, or an error string; at the end its
+memory. Peak RSS is the process's own `VmHWM` from /proc/self/status: `ru_maxrss` of a child
+carries its parent's peak across fork and exec, so it would charge the parent's memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bell_edge.errors import InputError
+from bell_edge.runtime.bundle import Bundle, read_bundle
+
+CHECK_WINDOWS = 32  # inputs of the logits check against ORT FP32 (TensorRT profiles stop at 32)
+FEEDS = 4  # distinct input batches each batch size cycles through
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    name: str
+    label: str
+    precision: str  # fp32 | int8 | bf16: the peak it is measured against
+    device: str  # cpu | cuda
+    file: str | None  # the bundle file it runs; None: the source checkpoint (torch)
+
+
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("torch-fp32", "torch eager FP32", "fp32", "cpu", None),
+        Backend("ort-fp32", "ORT FP32", "fp32", "cpu", "model.onnx"),
+        Backend("ort-int8", "ORT INT8, CPU variant (U8S8)", "int8", "cpu", "model.int8.onnx"),
+        Backend(
+            "ort-int8-trt",
+            "ORT INT8, TensorRT variant (S8S8)",
+            "int8",
+            "cpu",
+            "model.int8.trt.onnx",
+        ),
+        Backend("torch-cuda-bf16", "torch CUDA bf16", "bf16", "cuda", None),
+        Backend("ort-cuda-fp32", "ORT CUDA FP32", "fp32", "cuda", "model.onnx"),
+        Backend("tensorrt-int8", "TensorRT INT8 (model.plan)", "int8", "cuda", "model.plan"),
+    )
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    """One backend, loaded: `feed` stages a batch as the backend takes it, `run` computes
+    logits as numpy (a GPU run includes the copies to and from the device)."""
+
+    feed: Callable[[np.ndarray, np.ndarray], Any]
+    run: Callable[[Any], np.ndarray]
+
+
+def _ort_runner(path: Path, threads: int, providers: list[str]) -> Runner:
+    import onnxruntime as ort
+
+    if providers[0] not in ort.get_available_providers():
+        raise RuntimeError(f"onnxruntime has no {providers[0]} (install onnxruntime-gpu)")
+    options = ort.SessionOptions()  # graph_optimization_level defaults to ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    return Runner(
+        feed=lambda x, m: {"ecg": x, "lead_mask": m},
+        run=lambda feed: session.run(["logits"], feed)[0],
+    )
+
+
+def _torch_runner(bundle: Bundle, threads: int, device: str) -> Runner:
+    import torch
+
+    from bell_edge.config import to_dict
+    from bell_edge.train.finetune import load_classifier
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    clf = load_classifier(source_checkpoint(bundle))
+    if to_dict(clf.model_config) != bundle.manifest.get("model_config"):
+        raise RuntimeError("the source checkpoint's model config differs from the bundle's")
+    model = clf.model.eval()
+    if device == "cpu":
+
+        def run(feed):
+            with torch.inference_mode():
+                return model(*feed).numpy()
+
+        return Runner(feed=lambda x, m: (torch.from_numpy(x), torch.from_numpy(m)), run=run)
+
+    model = model.to("cuda", dtype=torch.bfloat16)
+
+    def run_cuda(feed):
+        with torch.inference_mode():
+            x, m = (t.to("cuda", torch.bfloat16, non_blocking=True) for t in feed)
+            return model(x, m).float().cpu().numpy()
+
+    def pinned(x, m):
+        return torch.from_numpy(x).pin_memory(), torch.from_numpy(m).pin_memory()
+
+    return Runner(feed=pinned, run=run_cuda)
+
+
+def _tensorrt_runner(path: Path) -> Runner:
+    import tensorrt as trt
+    import torch
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise RuntimeError(f"{path}: TensorRT cannot load this engine (other GPU or version?)")
+    context = engine.create_execution_context()
+    stream = torch.cuda.Stream()
+
+    def feed(x, m):
+        inputs = {"ecg": torch.from_numpy(x).cuda(), "lead_mask": torch.from_numpy(m).cuda()}
+        for name, tensor in inputs.items():
+            context.set_input_shape(name, tuple(tensor.shape))
+        out = torch.empty(tuple(context.get_tensor_shape("logits")), device="cuda")
+        return {**inputs, "logits": out}, x, m
+
+    def run(staged):
+        tensors, x, m = staged
+        with torch.cuda.stream(stream):
+            tensors["ecg"].copy_(torch.from_numpy(x), non_blocking=True)
+            tensors["lead_mask"].copy_(torch.from_numpy(m), non_blocking=True)
+            for name, tensor in tensors.items():
+                if name != "logits":  # several batch sizes share the context
+                    context.set_input_shape(name, tuple(tensor.shape))
+                context.set_tensor_address(name, tensor.data_ptr())
+            context.execute_async_v3(stream.cuda_stream)
+            out = tensors["logits"].cpu()
+        return out.numpy()
+
+    return Runner(feed=feed, run=run)
+
+
+def make_runner(bundle: Bundle, name: str, threads: int) -> Runner:
+    backend = BACKENDS[name]
+    if name == "torch-fp32":
+        return _torch_runner(bundle, threads, "cpu")
+    if name == "torch-cuda-bf16":
+        return _torch_runner(bundle, threads, "cuda")
+    path = bundle.path(backend.file)
+    if name == "tensorrt-int8":
+        return _tensorrt_runner(path)
+    provider = "CUDAExecutionProvider" if backend.device == "cuda" else "CPUExecutionProvider"
+    return _ort_runner(path, threads, [provider])
+
+
+def source_checkpoint(bundle: Bundle) -> Path:
+    """The fine-tuned checkpoint the bundle was exported from (InputError when gone)."""
+    recorded = bundle.manifest.get("source_checkpoint")
+    if not recorded:
+        raise InputError(f"{bundle.root}: the manifest records no source_checkpoint")
+    path = Path(recorded)
+    file = path / "model.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"{file}: the bundle's source checkpoint is gone")
+    return file
+
+
+def skip_reason(bundle: Bundle, name: str, gpu: str | None) -> str | None:
+    """Why a backend cannot run here, known before starting it; None when it may."""
+    backend = BACKENDS[name]
+    if backend.device == "cuda" and gpu is None:
+        return "no CUDA GPU on this machine"
+    if backend.file and backend.file not in bundle.files:
+        return f"the bundle has no {backend.file}"
+    if backend.file is None:
+        try:
+            source_checkpoint(bundle)
+        except InputError as exc:
+            return str(exc)
+    return None
+
+
+def model_bytes(bundle: Bundle, name: str) -> int:
+    """Size of the file a backend loads (the checkpoint for torch)."""
+    file = BACKENDS[name].file
+    return (source_checkpoint(bundle) if file is None else bundle.path(file)).stat().st_size
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve(requests, replies) -> None:
+    """The worker loop (see the module doc)."""
+
+    def send(obj) -> None:
+        pickle.dump(obj, replies)
+        replies.flush()
+
+    root, name, threads, x, m = pickle.load(requests)
+    base = peak_rss_mb()
+    try:
+        runner = make_runner(read_bundle(root), name, threads)
+        logits = runner.run(runner.feed(x[:CHECK_WINDOWS], m[:CHECK_WINDOWS]))
+    except Exception as exc:  # any failure to load is this backend's skip reason, reported
+        send(("skip", f"{type(exc).__name__}: {exc}"))
+        return
+    send(("ready", logits))
+    feeds: dict[int, list] = {}
+    while (request := pickle.load(requests)) is not None:
+        batch, warmup, runs = request
+        try:
+            if batch not in feeds:
+                starts = range(0, len(x) - batch + 1, batch)
+                feeds[batch] = [runner.feed(x[s : s + batch], m[s : s + batch]) for s in starts]
+            staged = feeds[batch][:FEEDS]
+            for i in range(warmup):
+                runner.run(staged[i % len(staged)])
+            times = []
+            for i in range(runs):
+                t0 = time.perf_counter()
+                runner.run(staged[i % len(staged)])
+                times.append(time.perf_counter() - t0)
+        except Exception as exc:  # e.g. a batch beyond a TensorRT profile: reported, not fatal
+            send(f"{type(exc).__name__}: {exc}")
+            continue
+        send(times)
+    peak = peak_rss_mb()
+    send({"peak_rss_mb": peak, "rss_over_base_mb": peak - base})
+
+
+if __name__ == "__main__":
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # prints of the libraries go to stderr, never into the replies
+    serve(sys.stdin.buffer, replies)
