@@ -155,6 +155,35 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
         click.echo(f"skipped  {item['error']}")
 
 
+@data.command("download")
+@click.argument("dataset", type=click.Choice(["ptbxl"]))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Target folder.")
+@click.option("--rate", type=click.Choice(["100", "500", "all"]), default="100", show_default=True,
+              help="Signal folders: records100, records500 or both.")  # fmt: skip
+@click.option("--mirror", default=None, help="Base URL of a mirror of the release.")
+def data_download(dataset, out, rate, mirror) -> None:
+    """Fetch PTB-XL from PhysioNet, verified against its SHA256 sums (resumable; networked)."""
+    from tqdm import tqdm
+
+    from bell_edge.data.download import PTBXL_URL, download
+
+    bars = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=f"download {dataset}", unit="file", file=sys.stderr))
+        bars[0].n = done
+        bars[0].refresh()
+
+    counts = download(out, rate, base_url=mirror or PTBXL_URL, progress=progress)
+    for bar in bars:
+        bar.close()
+    click.echo(
+        f"{out}: {counts['files']} files verified ({counts['downloaded']} downloaded, "
+        f"{counts['verified_before']} already there); try `bell-edge data inspect {out}`"
+    )
+
+
 @main.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset or cache.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
@@ -378,6 +407,132 @@ def demo(data, out, budget) -> None:
     sizes = ", ".join(f"{k} {v} MB" for k, v in summary["bundle_mb"].items() if "onnx" in k)
     click.echo(f"bundle {summary['bundle']}: {sizes}")
     click.echo(f"outputs in {out}/")
+
+
+@main.command()
+@click.argument("ckpt", type=click.Path(path_type=Path))
+@click.option("--ratio", required=True, type=float,
+              help="Share of every encoder layer's channels to remove, in [0, 1).")  # fmt: skip
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="The labeled dataset CKPT was fine-tuned on.")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--epochs", type=int, default=8, show_default=True,
+              help="Recovery fine-tuning epochs on CKPT's labeled subset.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
+    """Prune a fine-tuned model's encoder channels, then fine-tune it briefly to recover."""
+    from bell_edge.compress.prune import prune_run
+
+    r = prune_run(ckpt, ratio, data, out, epochs, force, progress=not as_json,
+                  step=lambda name: click.echo(f"... {name}", err=True))  # fmt: skip
+    if as_json:
+        _print_json(r)
+        return
+    b, a = r["before"], r["after"]
+    click.echo(
+        f"{out}: ratio {ratio:g}; params {b['params']:,} -> {a['params']:,}; MACs "
+        f"{b['macs'] / 1e6:.1f}M -> {a['macs'] / 1e6:.1f}M; val macro AUROC "
+        f"{b['val_macro_auroc']:.4f} -> {a['val_macro_auroc']:.4f} pruned -> "
+        f"{a['recovered_val_macro_auroc']:.4f} after {epochs} recovery epochs"
+    )
+
+
+@main.command()
+@click.argument("record", type=click.Path(path_type=Path))
+@click.option("--bundle", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
+@click.option("--speed", default="1", show_default=True,
+              help="N times real time, or max (no waiting).")  # fmt: skip
+@click.option("--hop", type=float, default=1.0, show_default=True, help="Seconds between events.")
+@click.option("--precision", type=click.Choice(["int8", "fp32"]), default="int8",
+              show_default=True)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Events as JSON lines, then the summary.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="PNG of the ECG with predictions and quality flags over time.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
+def monitor(record, bundle, speed, hop, precision, as_json, plot, force) -> None:
+    """Replay a WFDB record through the streaming bedside monitor, one line per hop."""
+    from bell_edge.replay import event_line, parse_speed, replay, summary_lines
+
+    def show(event) -> None:
+        if as_json:
+            click.echo(json.dumps(event.to_dict()))
+        else:
+            click.echo(event_line(event))
+
+    summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show)
+    if as_json:
+        click.echo(json.dumps({"summary": summary}))
+    else:
+        for line in summary_lines(summary):
+            click.echo(line)
+
+
+def _ints(option: str, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise InputError(f"{option} {value}: expected integers like 1,8,32") from None
+
+
+@main.command("bench")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
+@click.option("--threads", default="1,2", show_default=True, help="Thread counts.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per case.")
+@click.option("--backends", default=None,
+              help="Comma-separated subset of torch-fp32, ort-fp32, ort-int8, ort-int8-trt, "
+                   "torch-cuda-bf16, ort-cuda-fp32, tensorrt-int8 [default: all].")  # fmt: skip
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def bench_cmd(bundle, batches, threads, warmup, runs, backends, data, out, force, as_json) -> None:
+    """Latency of a bundle on every backend here: percentiles, throughput, memory, ratios."""
+    from bell_edge.bench.latency import bench, table
+    from bell_edge.bench.machine import summary
+
+    report = bench(
+        [bundle], _ints("--batch", batches), _ints("--threads", threads), warmup, runs,
+        backends.split(",") if backends else None, data, out, force, progress=not as_json,
+    )  # fmt: skip
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(summary(report["machine"]))
+    for line in table(report):
+        click.echo(line)
+
+
+@main.command("profile")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["ort-int8", "ort-fp32", "torch"]),
+              default="ort-int8", show_default=True)  # fmt: skip
+@click.option("--top", type=int, default=15, show_default=True, help="Layers to list.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--warmup", type=int, default=10, show_default=True)
+@click.option("--runs", type=int, default=50, show_default=True)
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: profile_out/BUNDLE-BACKEND].")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def profile_cmd(bundle, backend, top, batch, threads, warmup, runs, data, out, force,
+                as_json) -> None:  # fmt: skip
+    """Per-layer time of a bundle's model: Chrome trace, table and bar chart."""
+    from bell_edge.bench.profile import profile, table
+
+    result = profile(bundle, out, backend, batch, threads, warmup, runs, top, data, force,
+                     progress=not as_json)  # fmt: skip
+    if as_json:
+        _print_json({k: v for k, v in result.items() if k != "layers"})
+        return
+    for line in table(result):
+        click.echo(line)
 
 
 if __name__ == "__main__":

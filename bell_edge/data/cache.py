@@ -128,39 +128,40 @@ def prepare(
     cfg = cfg or PreprocessConfig()
     dataset = data if isinstance(data, Dataset) else open_dataset(data)
     out = Path(out)
-    hashes = [source_hash(r) for r in dataset.records]
-    key = cache_key(dataset, hashes, cfg)
-    if (out / META_FILE).is_file():
-        existing = _read_meta(out)
-        if existing.get("key") == key:
-            return PrepareResult(open_cache(out), True, existing.get("skipped", []))
-        if not force:
-            raise CacheError(f"{out}: holds a cache of other data or settings (use --force)")
-    elif out.exists() and any(out.iterdir()) and not force:
-        raise CacheError(f"{out}: exists and is not a cache (use --force to replace)")
+    workers = workers or min(os.cpu_count() or 1, 8)
+    with _Pool(workers, len(dataset.records)) as pool:
+        hashes = list(pool.map(source_hash, dataset.records))
+        key = cache_key(dataset, hashes, cfg)
+        if (out / META_FILE).is_file():
+            existing = _read_meta(out)
+            if existing.get("key") == key:
+                return PrepareResult(open_cache(out), True, existing.get("skipped", []))
+            if not force:
+                raise CacheError(f"{out}: holds a cache of other data or settings (use --force)")
+        elif out.exists() and any(out.iterdir()) and not force:
+            raise CacheError(f"{out}: exists and is not a cache (use --force to replace)")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        meta = _build(dataset, hashes, cfg, key, tmp, workers, progress)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            meta = _build(dataset, hashes, cfg, key, tmp, pool, progress)
+            if out.exists():
+                shutil.rmtree(out)
+            tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return PrepareResult(open_cache(out), False, meta["skipped"])
 
 
-def _build(dataset, hashes, cfg, key, tmp: Path, workers, progress) -> dict:
-    workers = workers or min(os.cpu_count() or 1, 8)
+def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
     columns = ("record_id", "split", "labels", "lead_mask", "start", "source_sha256")
     rows: dict[str, list] = {k: [] for k in columns}
     skipped = []
     jobs = [(ref, cfg) for ref in dataset.records]
     n = 0
     with (tmp / WINDOWS_FILE).open("wb") as sink:
-        results = _run(jobs, workers)
+        results = pool.map(_process, jobs)
         for ref, digest, result in tqdm(
             zip(dataset.records, hashes, results, strict=True),
             total=len(jobs),
@@ -201,23 +202,31 @@ def _build(dataset, hashes, cfg, key, tmp: Path, workers, progress) -> dict:
     return meta
 
 
-def _run(jobs: list, workers: int):
-    """Results in job order, from a process pool when it pays."""
-    if workers <= 1 or len(jobs) < 64:
-        return map(_process, jobs)
-    # fork starts workers at once; once torch (and its OpenMP threads) is loaded, a forked child
-    # can deadlock, so fall back to a fork server.
-    method = "forkserver" if "torch" in sys.modules else "fork"
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
-    results = pool.map(_process, jobs, chunksize=32)
+class _Pool:
+    """Ordered `map` over a process pool when it pays (enough jobs and workers), else inline.
 
-    def drain():
-        try:
-            yield from results
-        finally:
-            pool.shutdown(cancel_futures=True)
+    Hashing and preprocessing both run here, so a large folder uses every core for both.
+    """
 
-    return drain()
+    def __init__(self, workers: int, n_jobs: int) -> None:
+        self.executor = None
+        if workers > 1 and n_jobs >= 64:
+            # fork starts workers at once; once torch (and its OpenMP threads) is loaded, a
+            # forked child can deadlock, so fall back to a fork server.
+            method = "forkserver" if "torch" in sys.modules else "fork"
+            self.executor = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+
+    def map(self, fn, jobs: list):
+        if self.executor is None:
+            return map(fn, jobs)
+        return self.executor.map(fn, jobs, chunksize=32)
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
 
 
 def _read_meta(root: Path) -> dict:

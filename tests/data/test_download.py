@@ -1,0 +1,106 @@
+"""The PTB-XL downloader against a local HTTP server: verify, resume, refuse, and fail offline."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner
+
+from bell_edge.cli import main
+from bell_edge.data.download import DownloadError, download
+
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler plus `Range: bytes=N-` (what a resumed download sends)."""
+
+    def send_head(self):
+        spec = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        if not spec or not spec.startswith("bytes="):
+            return super().send_head()
+        with open(path, "rb") as f:
+            data = f.read()
+        start = int(spec[len("bytes=") :].rstrip("-"))
+        if start >= len(data):
+            self.send_error(416)
+            return None
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        return io.BytesIO(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def release(ptbxl100, tmp_path):
+    """A tiny release in PhysioNet's layout (two real records), served over HTTP."""
+    root = tmp_path / "server"
+    files = ["labels.csv"] + [
+        f"records100/00000/{p.name}"
+        for p in sorted((ptbxl100 / "records100" / "00000").iterdir())[:4]
+    ]
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ptbxl100 / name, root / name)
+    (root / "records500").mkdir()
+    (root / "records500" / "x.dat").write_bytes(b"500 Hz signal")
+    sums = [f"{hashlib.sha256((root / n).read_bytes()).hexdigest()}  {n}" for n in files]
+    sums.append(f"{hashlib.sha256(b'500 Hz signal').hexdigest()}  records500/x.dat")
+    (root / "SHA256SUMS.txt").write_text("\n".join(sums) + "\n")
+    handler = functools.partial(_RangeHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/", files
+    server.shutdown()
+
+
+def test_downloads_verifies_and_skips_verified_files(release, tmp_path):
+    root, url, files = release
+    out = tmp_path / "ptbxl"
+    counts = download(out, "100", base_url=url, workers=2)
+    assert counts == {"files": len(files), "downloaded": len(files), "verified_before": 0}
+    for name in files:
+        assert (out / name).read_bytes() == (root / name).read_bytes()
+    assert not (out / "records500").exists()  # 100 Hz only
+    again = download(out, "100", base_url=url)
+    assert again["downloaded"] == 0 and again["verified_before"] == len(files)
+
+
+def test_resumes_a_partial_file_and_replaces_a_corrupt_one(release, tmp_path):
+    root, url, files = release
+    out = tmp_path / "ptbxl"
+    dat = files[-1] if files[-1].endswith(".dat") else files[-2]
+    whole = (root / dat).read_bytes()
+    (out / dat).parent.mkdir(parents=True)
+    (out / (dat + ".part")).write_bytes(whole[: len(whole) // 2])
+    (out / files[0]).write_text("tampered")
+    counts = download(out, "100", base_url=url)
+    assert counts["downloaded"] == len(files)
+    assert (out / dat).read_bytes() == whole
+    assert (out / files[0]).read_bytes() == (root / files[0]).read_bytes()
+    assert not list(out.rglob("*.part"))
+
+
+def test_a_file_that_does_not_match_its_checksum_is_refused(release, tmp_path):
+    root, url, files = release
+    (root / files[0]).write_text("changed on the server")
+    with pytest.raises(DownloadError, match="sha256 does not match"):
+        download(tmp_path / "ptbxl", "100", base_url=url)
+    assert not (tmp_path / "ptbxl" / files[0]).exists()
+
+
+def test_offline_fails_at_once_with_one_line(tmp_path):
+    args = ["data", "download", "ptbxl", "--out", str(tmp_path / "p")]
+    result = CliRunner().invoke(main, [*args, "--mirror", "http://127.0.0.1:9/"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("failed: cannot reach http://127.0.0.1:9/")
+    assert "Traceback" not in result.output
