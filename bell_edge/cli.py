@@ -404,9 +404,18 @@ def demo(data, out, budget) -> None:
         click.echo(f"{name + ' init':<34} {value:>8.4f}  [{lo:.4f}, {hi:.4f}]")
     click.echo(f"{'BELL bundle, ONNX FP32':<34} {summary['fp32_val_macro_auroc']:>8.4f}")
     click.echo(f"{'BELL bundle, ONNX INT8':<34} {summary['int8_val_macro_auroc']:>8.4f}")
+    for name, ms in summary["latency_ms_batch1"].items():
+        click.echo(f"{'latency ' + name + ', batch 1, p50':<34} {ms:>8.2f} ms")
+    speed = ", ".join(f"{x:.1f}x {name}" for name, x in summary["int8_speedup_vs"].items())
+    click.echo(f"{'INT8 speed-up':<34} {speed}")
     sizes = ", ".join(f"{k} {v} MB" for k, v in summary["bundle_mb"].items() if "onnx" in k)
     click.echo(f"bundle {summary['bundle']}: {sizes}")
-    click.echo(f"outputs in {out}/")
+    mon = summary["monitor"]
+    click.echo(
+        f"monitor replay {mon['record']}: {mon['analysed']}/{mon['hops']} hops analysed, "
+        f"p99 {mon['latency_ms']['p99']:.1f} ms per hop"
+    )
+    click.echo(f"outputs in {out}/ (report: {out / 'report.md'})")
 
 
 @main.command()
