@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bell_edge.config import FinetuneConfig, replace
+from bell_edge.config import FinetuneConfig, PretrainConfig, load_toml, replace
 from bell_edge.data import cache as data_cache
 from bell_edge.train.finetune import finetune, write_label_subset
 
@@ -40,7 +40,12 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--report-only", action="store_true",
+                        help="Tabulate the finished runs in OUT/runs; train nothing.")  # fmt: skip
     args = parser.parse_args()
+    if args.report_only:
+        write(finished(args.out), args)
+        return
 
     inits = {"scratch": None} | dict(item.split("=", 1) for item in args.init)
     cache = data_cache.load(args.data, FinetuneConfig().preprocess)
@@ -68,6 +73,26 @@ def main() -> None:
     write(results, args)
 
 
+def finished(out: Path) -> list[dict]:
+    """Results of every finished run, named `<init>-<recipe>-f<fraction>-s<seed>`."""
+    results = []
+    for summary_file in sorted(out.glob("runs/*/summary.json")):
+        name = summary_file.parent.name
+        seed = int(name.rsplit("-s", 1)[1])
+        init, recipe = name.rsplit("-f", 1)[0].split("-", 1)
+        summary = json.loads(summary_file.read_text())
+        results.append({"init": init, "recipe": recipe, "seed": seed,
+                        "macro_auroc": summary["val"]["macro_auroc"],
+                        "best_epoch": summary["best_epoch"]})  # fmt: skip
+    return results
+
+
+def _pretrain_facts(run: Path) -> str:
+    cfg = load_toml(PretrainConfig, run / "config.toml")
+    return (f"{cfg.method}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"EMA momentum from {cfg.momentum_base}, gamma {cfg.gamma}")  # fmt: skip
+
+
 def write(results: list[dict], args) -> None:
     groups: dict[tuple[str, str], list[float]] = {}
     for r in results:
@@ -81,6 +106,10 @@ def write(results: list[dict], args) -> None:
         "",
         f"Val macro AUROC, mean ± std over {args.seeds} seeds. Base recipe: {BASE}, "
         f"the rest of `FinetuneConfig` defaults.",
+        "",
+        "Pretraining runs: "
+        + "; ".join(f"`{name}`: {_pretrain_facts(Path(path))}" for name, path in
+                    (item.split("=", 1) for item in args.init)) + ".",  # fmt: skip
         "",
         "| init | recipe | overrides | macro AUROC |",
         "|---|---|---|---|",
