@@ -7,7 +7,6 @@ Range request. Offline, the first request fails at once with a one-line message.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bell_edge.data.cache import file_sha256
 from bell_edge.errors import CheckFailed
 
 PTBXL_URL = "https://physionet.org/files/ptb-xl/1.0.3/"
@@ -44,14 +44,6 @@ def wanted(sums: dict[str, str], rate: str) -> dict[str, str]:
     return {p: h for p, h in sums.items() if "/" not in p or p.startswith(folders)}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fetch(url: str, target: Path, expected: str) -> None:
     """Download `url` to `target` through `target.part`, resuming it; verify, then rename."""
     part = target.with_name(target.name + ".part")
@@ -68,7 +60,7 @@ def _fetch(url: str, target: Path, expected: str) -> None:
             raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    if _sha256(part) != expected:
+    if file_sha256(part) != expected:
         part.unlink()
         raise DownloadError(f"{target}: sha256 does not match {SUMS}; removed, run again")
     os.replace(part, target)
@@ -97,7 +89,7 @@ def download(
     if not sums:
         raise DownloadError(f"{base_url + SUMS}: no checksums listed")
     files = wanted(sums, rate)
-    todo = [p for p, h in files.items() if not ((out / p).is_file() and _sha256(out / p) == h)]
+    todo = [p for p, h in files.items() if not ((out / p).is_file() and file_sha256(out / p) == h)]
     done = len(files) - len(todo)
     if progress:
         progress(done, len(files))
