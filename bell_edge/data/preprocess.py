@@ -24,12 +24,22 @@ def _bandpass_sos(order: int, low: float, high: float, fs: int) -> np.ndarray:
     return sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
 
 
+@lru_cache(maxsize=32)
+def _antialias_taps(up: int, down: int) -> np.ndarray:
+    """resample_poly's own default low-pass (Kaiser beta 5, 20 * max(up, down) + 1 taps), designed
+    once per rate pair instead of on every call (the monitor resamples every hop)."""
+    rate = max(up, down)
+    return sps.firwin(20 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
+
+
 def resample(x: np.ndarray, fs_in: float, fs_out: int) -> np.ndarray:
     """Polyphase resampling along the last axis (anti-aliasing included)."""
     if fs_in == fs_out:
         return x
     ratio = Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
-    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+    up, down = ratio.numerator, ratio.denominator
+    taps = _antialias_taps(up, down)  # resample_poly copies it before scaling
+    return sps.resample_poly(x, up, down, axis=-1, window=taps, padtype="line")
 
 
 def preprocess(x: np.ndarray, fs: float, cfg: PreprocessConfig) -> np.ndarray:

@@ -76,3 +76,18 @@ def test_resampling_rates_agree(cpsc2018):
     a, _ = preprocess_window(rec.signal[:, :5000], 500, cfg)
     b, _ = preprocess_window(rec.signal[:, :5000:2], 250, cfg)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("fs_in", [500, 1000, 257, 200])
+def test_cached_antialias_filter_matches_resample_poly_default(fs_in):
+    from fractions import Fraction
+
+    from scipy import signal as sps
+
+    from bell_edge.data.preprocess import resample
+
+    x = np.random.default_rng(fs_in).standard_normal((3, 4 * fs_in))
+    ratio = Fraction(100) / Fraction(fs_in)
+    expected = sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+    for _ in range(2):  # the cached taps must survive a call unchanged
+        np.testing.assert_array_equal(resample(x, fs_in, 100), expected)
