@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +28,7 @@ from bell_edge.bench import roofline
 from bell_edge.bench.backends import BACKENDS, source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.errors import InputError
+from bell_edge.files import staged_dir
 from bell_edge.runtime.bundle import Bundle, read_bundle
 
 PROFILE_BACKENDS = ("ort-int8", "ort-fp32", "torch")
@@ -186,10 +185,7 @@ def profile(
     if min(batch, threads, runs) < 1 or warmup < 0:
         raise InputError("batch, threads and runs must be positive, warm-up not negative")
     x, m, data_used = bench_inputs(bundle, data, batch, progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the output folder
-    try:
+    with staged_dir(out) as tmp:
         if backend == "torch":
             file = source_checkpoint(bundle)
             layers, total_ms, trace = _torch_profile(bundle, x, m, threads, warmup, runs, tmp)
@@ -205,12 +201,6 @@ def profile(
         })  # fmt: skip
         (tmp / RESULT).write_text(json.dumps(result, indent=1))
         chart(result, tmp / CHART)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result["outputs"] = {k: str(out / k) for k in (TRACE, RESULT, CHART)}
     return result
 

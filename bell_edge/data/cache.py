@@ -14,9 +14,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from bell_edge.data.datasets import SPLITS, Dataset, DatasetError, RecordRef, op
 from bell_edge.data.preprocess import record_windows
 from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
+from bell_edge.files import staged_dir
 
 CACHE_VERSION = 1
 WINDOWS_FILE, INDEX_FILE, META_FILE = "windows.f32", "index.json", "meta.json"
@@ -141,16 +140,8 @@ def prepare(
         elif out.exists() and any(out.iterdir()) and not force:
             raise CacheError(f"{out}: exists and is not a cache (use --force to replace)")
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with staged_dir(out) as tmp:
             meta = _build(dataset, hashes, cfg, key, tmp, pool, progress)
-            if out.exists():
-                shutil.rmtree(out)
-            tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return PrepareResult(open_cache(out), False, meta["skipped"])
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bell_edge.errors import InputError
+from bell_edge.files import staged_dir
 from bell_edge.runtime.bundle import FORMAT_VERSION, MANIFEST, Bundle, file_hashes, read_bundle
 
 CARD = "MODEL_CARD.md"
@@ -30,9 +30,7 @@ def write_bundle(
     folder beside `out`, verify it, then rename it into place. A failed write leaves nothing."""
     out = Path(out)
     check_target(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         for name, source in files.items():
             shutil.copyfile(source, tmp / name)
         (tmp / CARD).write_text(model_card)
@@ -40,14 +38,4 @@ def write_bundle(
         full = {"format_version": FORMAT_VERSION, **manifest, "files": file_hashes(tmp, names)}
         (tmp / MANIFEST).write_text(json.dumps(full, indent=1))
         read_bundle(tmp)  # verify before it becomes visible
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return read_bundle(out)

@@ -1,0 +1,30 @@
+"""staged_dir: a folder appears whole or not at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from bell_edge.files import staged_dir
+
+
+def test_a_completed_block_replaces_the_folder_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with staged_dir(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert not (out / "new.txt").exists()  # nothing visible before the block ends
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert out.stat().st_mode & 0o055  # readable by others, not mkdtemp's 0700
+
+
+def test_a_failed_block_leaves_the_old_folder_untouched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_dir(out) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
