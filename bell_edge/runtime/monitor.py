@@ -206,14 +206,15 @@ class StreamingMonitor:
         )
 
     def _infer(self, x: np.ndarray, good: list[int]) -> np.ndarray:
-        """Model rows from the good leads, zeros elsewhere; masked, preprocessed, run."""
+        """Preprocess the good leads only (preprocessing is per lead, and a missing lead is zero
+        either way), place them in their model rows, and run with the lead mask."""
         leads = self.engine.bundle.input_shape[0]
-        full = np.zeros((leads, x.shape[1]))
-        mask = np.zeros((1, leads), dtype=np.float32)
         rows = [self.rows[i] for i in good]
-        full[rows], mask[0, rows] = x[good], 1.0
-        window, _ = preprocess_window(full, self.fs, self.cfg)
-        return self.engine.probabilities(window[None], mask)[0]
+        window, _ = preprocess_window(x[good], self.fs, self.cfg)
+        full = np.zeros((1, leads, window.shape[1]), dtype=np.float32)
+        mask = np.zeros((1, leads), dtype=np.float32)
+        full[0, rows], mask[0, rows] = window, 1.0
+        return self.engine.probabilities(full, mask)[0]
 
 
 def _positive(value, name: str) -> float:
