@@ -24,6 +24,7 @@ from bell_edge.data.cache import default_cache_root, prepare
 from bell_edge.data.datasets import open_dataset
 from bell_edge.data.records import read_header
 from bell_edge.errors import InputError
+from bell_edge.files import write_json
 from bell_edge.replay import replay
 from bell_edge.runtime.bundle import read_bundle
 from bell_edge.train.evaluate import evaluate_run
@@ -173,9 +174,7 @@ def _seconds(path: Path) -> float:
 def _replay_note(record: Path, bundle: Path, target: Path, plot: Path) -> str:
     summary = replay(record, bundle, speed=None, plot=plot, force=True)
     summary.pop("events", None)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(target)
+    write_json(target, summary)
     lat = summary["latency_ms"]
     return (
         f"{summary['seconds']:.0f} s record, {summary['analysed']}/{summary['hops']} hops "

@@ -1,13 +1,46 @@
-"""A folder that appears whole or not at all (stdlib only, importable from every layer)."""
+"""Files and folders that appear whole or not at all (stdlib only, importable from every layer)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _mode(full: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask  # mkstemp/mkdtemp's 0600/0700 would stay on what is published
+
+
+@contextlib.contextmanager
+def staged_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix, so writers that read it still work);
+    when the block completes, it is synced to disk and renamed onto `path`. If the block raises,
+    `path` is left as it was and the temporary is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(_mode(0o666))
+    try:
+        yield tmp
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj, indent: int = 1) -> None:
+    """`obj` as JSON at `path`, atomically."""
+    with staged_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent) + "\n")
 
 
 @contextlib.contextmanager
@@ -20,9 +53,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would stay on the published folder
+    tmp.chmod(_mode(0o777))
     try:
         yield tmp
         if out.exists():

@@ -3,8 +3,6 @@ monitor`): one hop of samples per push, in real time, N times faster, or as fast
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +13,7 @@ import numpy as np
 from bell_edge.config import CANONICAL_LEADS
 from bell_edge.data.records import Record, read_record
 from bell_edge.errors import InputError
+from bell_edge.files import staged_file
 from bell_edge.runtime.engine import Engine
 from bell_edge.runtime.monitor import Event, StreamingMonitor
 
@@ -199,13 +198,8 @@ def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Pa
     ax_p.legend(loc="center right", fontsize=7)
     ax_p.set_xlim(0, max(t[-1], times.max() if len(times) else 0))
     fig.tight_layout()
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
+        with staged_file(out) as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)

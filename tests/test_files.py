@@ -28,3 +28,18 @@ def test_a_failed_block_leaves_the_old_folder_untouched(tmp_path):
         raise RuntimeError("killed")
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_staged_file_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_path):
+    from bell_edge.files import staged_file, write_json
+
+    path = tmp_path / "sub" / "report.json"
+    write_json(path, {"a": 1})
+    assert path.read_text() == '{\n "a": 1\n}\n'
+    with pytest.raises(RuntimeError), staged_file(path) as tmp:
+        assert tmp.suffix == ".json" and tmp.parent == path.parent
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert path.read_text() == '{\n "a": 1\n}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
+    assert path.stat().st_mode & 0o044  # not mkstemp's 0600

@@ -15,7 +15,6 @@ p50 ratios flatter the faster backend).
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
@@ -33,6 +32,7 @@ from bell_edge.bench.backends import BACKENDS, model_bytes, skip_reason, source_
 from bell_edge.bench.machine import describe
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
+from bell_edge.files import write_json
 from bell_edge.runtime.bundle import Bundle, read_bundle
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptbxl100"
@@ -176,16 +176,7 @@ def bench(
 
 def save(report: dict, path: str | Path) -> None:
     """Write a report as JSON through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would stay on the file
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_json(path, report)
 
 
 class Worker:

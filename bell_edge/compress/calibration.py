@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from bell_edge.data.datasets import RecordRef, open_dataset
 from bell_edge.data.preprocess import preprocess_window, window_starts
 from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
+from bell_edge.files import staged_file
 
 MANIFEST_VERSION = 1
 
@@ -136,13 +136,8 @@ def save_manifest(manifest: dict, path: PathLike, force: bool = False) -> None:
     base = path.parent.resolve()
     sources = [{**s, "root": _relative(Path(s["root"]), base)} for s in manifest["sources"]]
     text = json.dumps({**manifest, "sources": sources}, indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with staged_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def _relative(root: Path, base: Path) -> str:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from torch import Tensor, nn
 from bell_edge.config import FinetuneConfig, ModelConfig, load_toml
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
+from bell_edge.files import write_json
 from bell_edge.models.encoder import count_macs, count_params
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.train.evaluate import labeled_rows
@@ -193,12 +191,5 @@ def prune_run(
         "seconds": summary["seconds"],
         "checkpoint": str(out / MODEL),
     }
-    _write_json(out / SUMMARY, report)
+    write_json(out / SUMMARY, report)
     return report
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)

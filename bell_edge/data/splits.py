@@ -11,13 +11,13 @@ the chosen ids so every method compared in an experiment trains on the same reco
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bell_edge.errors import InputError
+from bell_edge.files import staged_file
 
 MANIFEST_VERSION = 1
 
@@ -128,14 +128,8 @@ def save_subset(
         "positives": {c: int(k) for c, k in zip(classes, positives, strict=True)},
         "record_ids": unique.tolist(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with staged_file(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return manifest
 
 

@@ -8,8 +8,6 @@ and the TorchScript one folds BatchNorm into the convs in eval mode).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import onnxruntime as ort
 import torch
 
 from bell_edge.errors import CheckFailed, InputError
+from bell_edge.files import staged_file
 from bell_edge.models.heads import ECGClassifier
 
 INPUT, MASK, OUTPUT = "ecg", "lead_mask", "logits"
@@ -42,24 +41,20 @@ def export_fp32(
     x, mask = _inputs(sample, sample_mask)
     was_training = model.training
     model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        with torch.no_grad():
-            _export(model, (torch.tensor(x[:2]), torch.tensor(mask[:2])), tmp, opset)
-            expected = model(torch.tensor(x), torch.tensor(mask)).numpy()
-        got = run_onnx(tmp, x, mask)
-        diff = float(np.abs(got - expected).max())
-        if not diff < PARITY_ATOL:
-            raise CheckFailed(
-                f"{path}: ONNX logits differ from torch by {diff:.3g} (limit {PARITY_ATOL:g})"
-            )
-        nodes = len(onnx.load(tmp, load_external_data=False).graph.node)
-        os.replace(tmp, path)
+        with staged_file(path) as tmp:
+            with torch.no_grad():
+                _export(model, (torch.tensor(x[:2]), torch.tensor(mask[:2])), tmp, opset)
+                expected = model(torch.tensor(x), torch.tensor(mask)).numpy()
+            got = run_onnx(tmp, x, mask)
+            diff = float(np.abs(got - expected).max())
+            if not diff < PARITY_ATOL:
+                raise CheckFailed(
+                    f"{path}: ONNX logits differ from torch by {diff:.3g} (limit {PARITY_ATOL:g})"
+                )
+            nodes = len(onnx.load(tmp, load_external_data=False).graph.node)
     finally:
         model.train(was_training)
-        Path(tmp).unlink(missing_ok=True)
     return {"max_abs_diff": diff, "opset": opset, "nodes": nodes}
 
 
