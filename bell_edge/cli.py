@@ -185,7 +185,9 @@ def data_download(dataset, out, rate, mirror) -> None:
 
 
 @main.command()
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset or cache.")
+@click.option("--data", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Dataset or cache; repeat for a corpus of several (labels ignored, only the "
+                   "train split of folders that have splits).")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--method", type=click.Choice(["bell", "byol"]), default=None, help="[default: bell]")
 @click.option("--gamma", type=float, default=None, help="Intra-lead weight. [default: 0.8]")
@@ -200,18 +202,25 @@ def data_download(dataset, out, rate, mirror) -> None:
 @click.option("--sync-bn", is_flag=True, default=None, help="SyncBatchNorm under torchrun.")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt.")
 @click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
-@click.option("--max-steps", type=int, default=None, help="Stop early after this many steps.")
-def pretrain(data, out, config_file, resume, force, max_steps, **flags) -> None:
+@click.option("--budget", type=click.Choice(["small", "long"]), default=None,
+              help="Epoch preset: small 10, long 100 (--epochs overrides it).")  # fmt: skip
+@click.option("--data-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Keep this seeded share of the corpus' records. [default: 1]")  # fmt: skip
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Run this many steps (the schedules anneal by then).")  # fmt: skip
+def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) -> None:
     """BELL (or BYOL) self-supervised pretraining. Runs under torchrun for several GPUs."""
     from bell_edge.config import PretrainConfig, load_toml, replace
-    from bell_edge.train.pretrain import CONFIG, pretrain
+    from bell_edge.train.pretrain import BUDGET_EPOCHS, CONFIG, pretrain
 
+    if budget and flags["epochs"] is None:
+        flags["epochs"] = BUDGET_EPOCHS[budget]
     if resume and config_file is None and (out / CONFIG).is_file():
         config_file = out / CONFIG
     cfg = load_toml(PretrainConfig, config_file) if config_file else PretrainConfig()
     flags["compile"] = flags.pop("compile_")
     cfg = replace(cfg, **flags)
-    summary = pretrain(data, out, cfg, resume=resume, force=force, max_steps=max_steps)
+    summary = pretrain(list(data), out, cfg, resume=resume, force=force, max_steps=max_steps)
     if os.environ.get("RANK", "0") == "0":
         click.echo(
             f"{out}: {summary['steps']}/{summary['total_steps']} steps of {cfg.method} in "
@@ -223,8 +232,9 @@ def pretrain(data, out, config_file, resume, force, max_steps, **flags) -> None:
 @main.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--init", type=click.Path(path_type=Path), default=None,
-              help="Pretraining run or encoder.pt to start from.")  # fmt: skip
+@click.option("--init", default=None,
+              help="Pretraining run, encoder.pt, or the name of a shipped encoder "
+                   "(bell-edge pretrained list).")  # fmt: skip
 @click.option("--scratch", is_flag=True, help="Random initialization (the baseline).")
 @click.option("--label-fraction", type=float, default=None, help="[default: 1.0]")
 @click.option("--subset", type=click.Path(path_type=Path), default=None,
@@ -358,30 +368,134 @@ def calibration_build(paths, name, windows, seed, folder, force) -> None:
 
 
 @main.group(cls=_Group)
+def pretrained() -> None:
+    """Pretrained encoders shipped in the package (no download)."""
+
+
+@pretrained.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def pretrained_list(as_json: bool) -> None:
+    """Name, method, parameters and sha256 of every shipped encoder."""
+    from bell_edge.models.pretrained import available
+
+    manifests = available()
+    if as_json:
+        keys = ("name", "method", "params", "sha256", "bytes", "steps", "commit", "labels_used")
+        rows = [{**{k: m.get(k) for k in keys}, "results": m.get("results", {})} for m in manifests]
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not manifests:
+        click.echo("no shipped encoders")
+    for m in manifests:
+        click.echo(
+            f"{m['name']}: {m['method']}, {m['params']:,} parameters, {m['steps']} steps, "
+            f"sha256 {m['sha256'][:16]}..."
+        )
+
+
+@main.group(cls=_Group)
 def experiment() -> None:
     """Reproducible experiments."""
+
+
+def _numbers(text: str, flag: str, kind=float) -> tuple:
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{flag} {text}: expected a comma-separated list of numbers") from None
+
+
+def _named_inits(pairs: tuple[str, ...]) -> dict[str, str]:
+    inits = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--init {pair}: expected NAME=RUN_OR_ENCODER")
+        inits[name] = path
+    return inits
 
 
 @experiment.command("label-efficiency")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--fractions", default="0.01,0.1,1.0", show_default=True)
-@click.option("--seeds", type=int, default=3, show_default=True)
-@click.option("--budget", type=click.Choice(["small", "full"]), default="small", show_default=True,
-              help="small: 2 CPU cores in about 30 minutes; full: for a GPU.")  # fmt: skip
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--budget", type=click.Choice(["small", "long", "full"]), default="small",
+              show_default=True,
+              help="small: 10 pretraining epochs; long: 100 (2 CPU cores, about an hour per "
+                   "method); full: for a GPU.")  # fmt: skip
+@click.option("--init", "inits", multiple=True,
+              help="NAME=RUN_OR_ENCODER: fine-tune from this encoder instead of pretraining "
+                   "(repeat; e.g. bell=runs/bell byol=runs/byol).")  # fmt: skip
+@click.option("--pretrain-data", multiple=True, type=click.Path(path_type=Path),
+              help="Pretraining corpus folders (repeat). [default: --data]")  # fmt: skip
+@click.option("--modes", default="linear,full", show_default=True)
+@click.option("--kfold", default=None,
+              help="Comma-separated strat_folds: evaluate on each fold in turn, training on the "
+                   "others (needs a PTB-XL release layout).")  # fmt: skip
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-def label_efficiency(data, out, fractions, seeds, budget, device) -> None:
-    """BELL vs BYOL vs random init at several label fractions: report.md and a plot."""
-    from bell_edge.train.experiment import label_efficiency, summarize
+@click.option("--json", "as_json", is_flag=True, help="Print results.json.")
+def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, modes, kfold,
+                     device, as_json) -> None:  # fmt: skip
+    """Pretrained inits vs random init at several label fractions: report.md and a plot."""
+    from bell_edge.train.experiment import MODES, label_efficiency, summarize
 
-    try:
-        values = tuple(float(f) for f in fractions.split(","))
-    except ValueError:
-        raise InputError(f"--fractions {fractions}: expected numbers like 0.01,0.1,1.0") from None
-    report = label_efficiency(data, out, values, seeds, budget, device=device)
-    for (method, mode, fraction), (mean, std, _) in sorted(summarize(report["results"]).items()):
-        click.echo(f"{method:>8} {mode:>6} {fraction:>5g}: {mean:.4f} ± {std:.4f}")
+    chosen = tuple(m.strip() for m in modes.split(","))
+    if not set(chosen) <= set(MODES):
+        raise InputError(f"--modes {modes}: use linear and/or full")
+    folds = _numbers(kfold, "--kfold", int) if kfold else None
+    report = label_efficiency(
+        data, out, _numbers(fractions, "--fractions"), seeds, budget, device=device,
+        inits=_named_inits(inits), pretrain_data=list(pretrain_data) or None, modes=chosen,
+        folds=folds,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    for (name, mode, fraction), (mean, std, n) in sorted(summarize(report["results"]).items()):
+        click.echo(f"{name:>10} {mode:>6} {fraction:>5g}: {mean:.4f} ± {std:.4f} ({n} runs)")
+    for g in report["gains"]:
+        lo, hi = g["ci95_points"]
+        click.echo(f"gain {g['init']} {g['mode']} {g['fraction']:g}: {g['gain_points']:+.2f} "
+                   f"points [{lo:+.2f}, {hi:+.2f}]")  # fmt: skip
     click.echo(f"report: {out / 'report.md'}, plot: {out / 'label_efficiency.png'}")
+
+
+@experiment.command("data-curve")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Labeled dataset.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--pretrain-data", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Pretraining corpus folders (repeat).")  # fmt: skip
+@click.option("--corpus-fractions", default="0.25,0.5,1.0", show_default=True)
+@click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1,
+              show_default=True)  # fmt: skip
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--budget", type=click.Choice(["small", "long", "full"]), default="long",
+              show_default=True)  # fmt: skip
+@click.option(
+    "--ready",
+    multiple=True,
+    help="SHARE=RUN: an encoder already pretrained on that share (e.g. 1.0=runs/bell).",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print data_curve.json.")
+def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds, budget, ready,
+               device, as_json) -> None:  # fmt: skip
+    """The gain over random init against the share of the pretraining corpus, with a plot."""
+    from bell_edge.train.experiment import data_curve
+
+    done = {float(k): v for k, v in _named_inits(ready).items()}
+    report = data_curve(data, out, list(pretrain_data), _numbers(corpus_fractions,
+                        "--corpus-fractions"), label_fraction, seeds, budget, device=device,
+                        ready=done)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    for g in sorted(report["gains"], key=lambda g: g["corpus_windows"]):
+        lo, hi = g["ci95_points"]
+        click.echo(f"{g['corpus_windows']:>6} windows: gain {g['gain_points']:+.2f} points "
+                   f"[{lo:+.2f}, {hi:+.2f}]")  # fmt: skip
+    click.echo(f"plot: {out / 'data_curve.png'}")
 
 
 @main.command()

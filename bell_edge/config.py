@@ -92,18 +92,27 @@ class PretrainConfig:
     epochs: int = 50
     batch_size: int = 128
     lr: float = 2e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # not applied to BatchNorm and bias parameters
     warmup_epochs: float = 2.0
     grad_clip: float = 3.0
-    momentum_base: float = 0.996
+    momentum_base: float = 0.996  # EMA momentum at step 0 (cosine to 1), lowered by target_travel
+    # The EMA target must move away from its random init: momentum_base is lowered to
+    # 1 - 2 * target_travel / steps where that is smaller, so that sum(1 - tau) over the run,
+    # the number of e-foldings of the init's share of the target, is at least target_travel.
+    target_travel: float = 8.0
+    data_fraction: float = 1.0  # seeded share of the corpus' records (the pretraining-data curve)
+    recalibrate_bn: bool = True  # re-estimate the encoder's BatchNorm stats on clean windows
     seed: int = 0
     device: str = "auto"
     compile: bool = False
     sync_bn: bool = False
     checkpoint_every: int = 200  # steps
-    split: str = "train"
+    split: str = "train"  # of folders that have splits; folders without splits give every record
+    # The layout the learner trains in (same math; "grouped" is the fastest on the CPU, see
+    # benchmarks/results/pretrain_throughput.md); encoder.pt is always saved as model.layout.
+    train_layout: str = "grouped"
     model: ModelConfig = ModelConfig()
-    augment: AugmentConfig = AugmentConfig()
+    augment: AugmentConfig = AugmentConfig(crop_min=0.9)  # stretch <= 11%: keeps QRS/QT durations
     preprocess: PreprocessConfig = PreprocessConfig()
 
 
@@ -116,7 +125,13 @@ class FinetuneConfig:
     lr: float = 3e-3
     encoder_lr_scale: float = 1.0  # full mode: encoder lr = lr * this (0.3 measured worse)
     probe_epochs: int = 0  # full mode, pretrained init: fit the head on frozen features first
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-3  # decoupled, on conv/linear weights only (not BatchNorm, bias)
+    # Full mode, pretrained init: L2-SP (Li et al., 2018) pulls the encoder toward its
+    # pretrained weights with this coefficient instead of decaying it toward zero (0 = off).
+    l2sp: float = 0.0
+    # Full mode: the encoder's lr is multiplied by this once per block below the top one
+    # (layer-wise lr decay; 1 = every encoder layer at the same lr).
+    layer_lr_decay: float = 1.0
     patience: int = 10
     seed: int = 0
     device: str = "auto"

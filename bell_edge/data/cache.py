@@ -28,7 +28,7 @@ from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
 from bell_edge.files import staged_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when reading or preprocessing changes what a record gives
 WINDOWS_FILE, INDEX_FILE, META_FILE = "windows.f32", "index.json", "meta.json"
 
 

@@ -190,3 +190,21 @@ def _truthy(value: str | None) -> bool:
         return float(value or 0) == 1.0
     except ValueError:
         return False
+
+
+def record_folds(path: str | Path) -> dict[str, int]:
+    """PTB-XL's `strat_fold` of every record (patients never span two folds), by record id.
+
+    From a PTB-XL release (`ptbxl_database.csv`) or a `labels.csv` with a `strat_fold` column.
+    """
+    root = Path(path)
+    table = root / "ptbxl_database.csv"
+    if not table.is_file():
+        table = root / "labels.csv"
+    rows = _read_csv(table) if table.is_file() else []
+    if not rows or "strat_fold" not in rows[0]:
+        raise DatasetError(f"{root}: no strat_fold column (a PTB-XL release layout has one)")
+    try:
+        return {str(int(float(r["ecg_id"]))): int(float(r["strat_fold"])) for r in rows}
+    except (KeyError, ValueError):
+        raise DatasetError(f"{table}: bad ecg_id or strat_fold value") from None

@@ -53,7 +53,16 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
     return widths
 
 
-def _conv_bn(c_in: int, c_out: int, kernel_size: int, stride: int, groups: int) -> list[nn.Module]:
+def _conv_bn(
+    c_in: int, c_out: int, kernel_size: int, stride: int, groups: int, planar: bool = False
+) -> list[nn.Module]:
+    """Conv + BatchNorm; `planar` builds the same conv as Conv2d over `(C, 1, T)` (kernel 1 x k)."""
+    if planar:
+        conv: nn.Module = nn.Conv2d(
+            c_in * groups, c_out * groups, (1, kernel_size), stride=(1, stride),
+            padding=(0, kernel_size // 2), groups=groups, bias=False,
+        )  # fmt: skip
+        return [conv, nn.BatchNorm2d(c_out * groups)]
     conv = nn.Conv1d(
         c_in * groups, c_out * groups, kernel_size, stride=stride,
         padding=kernel_size // 2, groups=groups, bias=False,
@@ -65,16 +74,17 @@ class BasicBlock(nn.Module):
     """Two convs with a residual skip; stride 2 and a 1x1 conv+BN projection when `downsample`."""
 
     def __init__(
-        self, c_in: int, c_mid: int, c_out: int, kernel_size: int, downsample: bool, groups: int
-    ) -> None:
+        self, c_in: int, c_mid: int, c_out: int, kernel_size: int, downsample: bool, groups: int,
+        planar: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         stride = 2 if downsample else 1
         self.body = nn.Sequential(
-            *_conv_bn(c_in, c_mid, kernel_size, stride, groups),
+            *_conv_bn(c_in, c_mid, kernel_size, stride, groups, planar),
             nn.ReLU(),
-            *_conv_bn(c_mid, c_out, kernel_size, 1, groups),
+            *_conv_bn(c_mid, c_out, kernel_size, 1, groups, planar),
         )
-        skip = _conv_bn(c_in, c_out, 1, stride, groups) if downsample else [nn.Identity()]
+        skip = _conv_bn(c_in, c_out, 1, stride, groups, planar) if downsample else [nn.Identity()]
         self.skip = nn.Sequential(*skip)
         self.relu = nn.ReLU()
 
@@ -87,22 +97,24 @@ class Branch(nn.Module):
 
     With groups=1 this is one lead's branch. Output channels are lead-major: lead g owns
     channels `g*D .. (g+1)*D - 1`. The first block of every stage halves the time axis.
+    `planar=True` builds every conv as Conv2d with a 1 x k kernel, for `(B, groups, 1, T)`
+    inputs in channels-last memory: the same math, and oneDNN's fastest CPU training path.
     """
 
-    def __init__(self, cfg: ModelConfig, groups: int = 1) -> None:
+    def __init__(self, cfg: ModelConfig, groups: int = 1, planar: bool = False) -> None:
         super().__init__()
         widths = branch_channels(cfg)
         k = cfg.kernel_size
-        self.stem = nn.Sequential(*_conv_bn(1, widths[0], k, 2, groups), nn.ReLU())
+        self.stem = nn.Sequential(*_conv_bn(1, widths[0], k, 2, groups, planar), nn.ReLU())
         blocks: list[nn.Module] = []
         i = 1
         for n in cfg.blocks_per_stage:
             for block in range(n):
                 c_in, c_mid, c_out = widths[i - 1], widths[i], widths[i + 1]
-                blocks.append(BasicBlock(c_in, c_mid, c_out, k, block == 0, groups))
+                blocks.append(BasicBlock(c_in, c_mid, c_out, k, block == 0, groups, planar))
                 i += 2
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.pool = nn.AdaptiveAvgPool2d(1) if planar else nn.AdaptiveAvgPool1d(1)
         self.groups = groups
 
     def widths(self) -> tuple[int, ...]:

@@ -1,31 +1,50 @@
-"""The label-efficiency experiment: BELL vs BYOL vs random init, linear probe and full fine-tuning,
-at several label fractions and seeds, all on the same labeled subsets.
+"""Label-efficiency experiments: pretrained inits against random init of the same architecture,
+linear probe and full fine-tuning, several label fractions and seeds, all on the same subsets.
 
-Layout of DIR: `pretrain/{bell,byol}/` (one pretraining run each), `subsets/` (one manifest per
-fraction and seed, shared by every method), `runs/<method>-<mode>-f<fraction>-s<seed>/`,
-`results.json`, `report.md` and `label_efficiency.png`. A finished run is never redone, so an
-interrupted experiment resumes where it stopped.
+Layout of DIR: `pretrain/<name>/` (pretraining runs), `subsets/` (one manifest per fraction,
+seed and fold, shared by every init), `runs/<init>-<mode>-f<fraction>-s<seed>[-k<fold>]/`,
+`results.json`, `report.md` and plots. Every stage stores the key of its config and inputs in
+`stage.json`: a finished stage with the same key is reused, a changed one is redone, and the
+log says which and why. An interrupted experiment resumes where it stopped.
+
+Gains over random init come with a paired bootstrap: the same resamples of the evaluation
+records score every init, so the interval reflects the records, and the seed mean the runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from bell_edge.config import FinetuneConfig, PretrainConfig, replace
+from bell_edge.config import FinetuneConfig, PretrainConfig, config_hash, replace, to_dict
 from bell_edge.data import cache as data_cache
+from bell_edge.data.cache import file_sha256
+from bell_edge.data.datasets import record_folds
 from bell_edge.errors import InputError
-from bell_edge.train.finetune import finetune, write_label_subset
-from bell_edge.train.pretrain import pretrain
+from bell_edge.files import staged_file, write_json
+from bell_edge.train.corpus import load_corpus
+from bell_edge.train.finetune import VAL_SCORES, finetune, write_label_subset
+from bell_edge.train.metrics import bootstrap_aurocs
+from bell_edge.train.pretrain import BUDGET_EPOCHS, pretrain
 
-METHODS = ("bell", "byol", "scratch")
 MODES = ("linear", "full")
+SCRATCH = "scratch"
+STAGE = "stage.json"
+RESAMPLES = 1000
+# The plain supervised CNN of ../shared/REFERENCES.md (same train/val split, 2 CPU cores).
+REFERENCE_CNN = {
+    1.0: {"val": 0.945, "hidden_test": 0.908},
+    0.1: {"val": 0.893, "hidden_test": 0.812},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,12 +55,9 @@ class Budget:
 
 
 BUDGETS = {
-    "small": Budget(  # about 27 minutes on 2 quiet CPU cores
-        pretrain_epochs=10, finetune_epochs={0.01: 30, 0.1: 20, 1.0: 5}, linear_epochs=60
-    ),
-    "full": Budget(
-        pretrain_epochs=100, finetune_epochs={0.01: 80, 0.1: 60, 1.0: 40}, linear_epochs=200
-    ),
+    "small": Budget(BUDGET_EPOCHS["small"], {0.01: 30, 0.1: 20, 1.0: 5}, linear_epochs=60),
+    "long": Budget(BUDGET_EPOCHS["long"], {0.01: 30, 0.1: 20, 1.0: 5}, linear_epochs=60),
+    "full": Budget(100, {0.01: 80, 0.1: 60, 1.0: 40}, linear_epochs=200),
 }
 
 
@@ -50,155 +66,362 @@ def _epochs(budget: Budget, fraction: float) -> int:
     return budget.finetune_epochs[nearest]
 
 
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stage(folder: Path, key: str, build: Callable[[bool], None], log: list[str]) -> None:
+    """Run `build(resume)` unless `folder` holds a finished stage of the same key."""
+    record = folder / STAGE
+    done = (folder / "summary.json").is_file() and record.is_file()
+    old = json.loads(record.read_text())["key"] if record.is_file() else None
+    if done and old == key:
+        log.append(f"{folder.name}: reused (same config and inputs)")
+        return
+    resume = old == key and (folder / "checkpoint.pt").is_file()
+    why = "resumed" if resume else ("config or inputs changed" if old else "new")
+    log.append(f"{folder.name}: {'run' if not resume else 'resumed'} ({why})")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(record, {"key": key})
+    (folder / "summary.json").unlink(missing_ok=True)
+    build(resume)
+
+
+def pretrain_stage(
+    folders: list[Path], run: Path, cfg: PretrainConfig, log: list[str], progress: bool
+) -> Path:
+    corpus = load_corpus(folders, cfg.preprocess, cfg.split, cfg.data_fraction, cfg.seed, False)
+    key = _key(config_hash(cfg), [s["cache_key"] for s in corpus.manifest()])
+    stage(run, key, lambda resume: pretrain(folders, run, cfg, resume=resume, force=True,
+                                            progress=progress), log)  # fmt: skip
+    return run
+
+
+def encoder_file(init: Path) -> Path:
+    return init / "encoder.pt" if init.is_dir() else init
+
+
+def run_grid(
+    data: Path,
+    out: Path,
+    inits: dict[str, Path | None],
+    fractions: tuple[float, ...],
+    seeds: int,
+    modes: tuple[str, ...],
+    ft_cfg: FinetuneConfig,
+    plan: Budget,
+    folds: tuple[int, ...] | None,
+    log: list[str],
+    progress: bool,
+) -> list[dict]:
+    """Fine-tune every init on the same subsets; one result row per run."""
+    cache = data_cache.load(data, ft_cfg.preprocess, progress=progress)
+    if not cache.classes or (folds is None and len(cache.rows("val")) == 0):
+        raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
+    holdouts: dict[int | None, list[str] | None] = {None: None}
+    if folds is not None:
+        by_fold = record_folds(data)
+        holdouts = {k: sorted(r for r, f in by_fold.items() if f == k) for k in folds}
+    init_keys = {
+        name: file_sha256(encoder_file(path)) if path else SCRATCH for name, path in inits.items()
+    }
+    jobs = [
+        (name, mode, f, s, k)
+        for k in holdouts for f in fractions for s in range(seeds)
+        for name in inits for mode in modes
+    ]  # fmt: skip
+    results = []
+    for name, mode, fraction, seed, fold in tqdm(jobs, desc="label efficiency", unit="run",
+                                                 disable=not progress):  # fmt: skip
+        suffix = f"f{fraction:g}-s{seed}" + ("" if fold is None else f"-k{fold}")
+        subset = _subset(cache, fraction, seed, holdouts[fold], out / "subsets" / f"{suffix}.json")
+        run = out / "runs" / f"{name}-{mode}-{suffix}"
+        epochs = plan.linear_epochs if mode == "linear" else _epochs(plan, fraction)
+        cfg = replace(ft_cfg, mode=mode, label_fraction=fraction, seed=seed, epochs=epochs,
+                      patience=max(5, epochs // 3))  # fmt: skip
+        key = _key(config_hash(cfg), init_keys[name], file_sha256(subset), cache.meta["key"])
+        init = inits[name]
+        stage(run, key, lambda _, run=run, cfg=cfg, init=init, subset=subset, fold=fold: finetune(
+            cache.root, run, cfg, init=init, subset=subset, force=True, progress=False,
+            holdout=holdouts[fold]), log)  # fmt: skip
+        summary = json.loads((run / "summary.json").read_text())
+        val = summary["val"]
+        results.append({
+            "init": name, "mode": mode, "fraction": fraction, "seed": seed, "fold": fold,
+            "macro_auroc": val["macro_auroc"], "macro_auprc": val["macro_auprc"],
+            "per_class": {c: v["auroc"] for c, v in val["per_class"].items()},
+            "train_records": summary["train_records"], "best_epoch": summary["best_epoch"],
+            "run": str(run.relative_to(out)),
+        })  # fmt: skip
+    return results
+
+
+def _subset(cache, fraction: float, seed: int, holdout: list[str] | None, path: Path) -> Path:
+    """One stratified subset manifest per (fraction, seed, fold), written once and shared."""
+    if not path.is_file():
+        rows = None
+        if holdout is not None:
+            pool = np.concatenate([cache.rows("train"), cache.rows("val")])
+            rows = pool[~np.isin(cache.record_ids[pool], np.asarray(holdout, dtype=str))]
+        write_label_subset(cache, fraction, seed, path, rows)
+    return path
+
+
+def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> list[dict]:
+    """Gain of each init over `baseline` (points of macro AUROC) with a paired bootstrap CI.
+
+    Per (init, mode, fraction): on each evaluation split (the val split, or each fold), the
+    seed-mean AUROC difference under the same record resamples; folds are averaged.
+    """
+    groups: dict[tuple, dict[tuple, Path]] = {}
+    for r in results:
+        groups.setdefault((r["init"], r["mode"], r["fraction"]), {})[r["seed"], r["fold"]] = (
+            out / r["run"] / VAL_SCORES
+        )
+    gains = []
+    for (name, mode, fraction), runs in sorted(groups.items(), key=str):
+        base = groups.get((baseline, mode, fraction))
+        if name == baseline or base is None or set(base) != set(runs):
+            continue
+        folds = sorted({k for _, k in runs}, key=str)
+        per_fold_point, per_fold_boot = [], []
+        for fold in folds:
+            seeds = sorted(s for s, k in runs if k == fold)
+            diff = [_macro(runs[s, fold]) - _macro(base[s, fold]) for s in seeds]
+            boot = [_macro_boot(runs[s, fold]) - _macro_boot(base[s, fold]) for s in seeds]
+            per_fold_point.append(np.mean(diff))
+            per_fold_boot.append(np.nanmean(boot, axis=0))
+        boot = np.nanmean(per_fold_boot, axis=0)
+        gains.append({
+            "init": name, "mode": mode, "fraction": fraction, "folds": len(folds),
+            "seeds": len(runs) // len(folds),
+            "gain_points": 100 * float(np.mean(per_fold_point)),
+            "ci95_points": [100 * float(np.nanpercentile(boot, q)) for q in (2.5, 97.5)],
+            "share_of_resamples_le_0": float(np.mean(boot[np.isfinite(boot)] <= 0)),
+        })  # fmt: skip
+    return gains
+
+
+def _scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as z:
+        return z["labels"] > 0.5, z["scores"]
+
+
+def _macro(path: Path) -> float:
+    """Macro AUROC over the classes that have positives and negatives on this split."""
+    y, s = _scores(path)
+    ok = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]
+    return float(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in ok]))
+
+
+def _macro_boot(path: Path) -> np.ndarray:
+    """Macro AUROC under RESAMPLES seeded resamples: the same draws for every run of a split."""
+    y, s = _scores(path)
+    ok = (y.sum(axis=0) > 0) & (y.sum(axis=0) < len(y))
+    return bootstrap_aurocs(y[:, ok], s[:, ok], RESAMPLES, seed=0).mean(axis=1)
+
+
+def summarize(results: list[dict]) -> dict[tuple[str, str, float], tuple[float, float, int]]:
+    """(init, mode, fraction) -> (mean, std, n) of macro AUROC over seeds (and folds)."""
+    groups: dict[tuple[str, str, float], list[float]] = {}
+    for r in results:
+        groups.setdefault((r["init"], r["mode"], r["fraction"]), []).append(r["macro_auroc"])
+    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in groups.items()}
+
+
 def label_efficiency(
     data: str | Path,
     out: str | Path,
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0),
-    seeds: int = 3,
+    seeds: int = 5,
     budget: str = "small",
     pretrain_config: PretrainConfig | None = None,
     finetune_config: FinetuneConfig | None = None,
     device: str = "auto",
     progress: bool = True,
+    inits: dict[str, str | Path] | None = None,
+    pretrain_data: list[str | Path] | None = None,
+    modes: tuple[str, ...] = MODES,
+    folds: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
+    """BELL, BYOL and random init on the same subsets; `inits` names ready encoders (a run, an
+    `encoder.pt`) instead of pretraining them here, on `pretrain_data` (default: `data`)."""
     if budget not in BUDGETS:
-        raise InputError(f"--budget {budget}: use {' or '.join(BUDGETS)}")
-    plan = BUDGETS[budget]
-    out = Path(out)
-    pre_cfg = replace(
-        pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs, device=device
-    )
-    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
-    cache = data_cache.load(data, pre_cfg.preprocess, progress=progress)
-    if not cache.classes or len(cache.rows("val")) == 0:
-        raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
+        raise InputError(f"--budget {budget}: use {', '.join(BUDGETS)}")
+    plan, out, log = BUDGETS[budget], Path(out), []
     started = time.perf_counter()
-
-    encoders = {}
-    for method in ("bell", "byol"):
-        run = out / "pretrain" / method
-        if not (run / "summary.json").is_file():
-            resume = (run / "checkpoint.pt").is_file()
-            pretrain(cache.root, run, replace(pre_cfg, method=method), resume=resume, force=True,
-                     progress=progress)  # fmt: skip
-        encoders[method] = run
-
-    subsets = _subsets(cache, fractions, seeds, out / "subsets")
-    jobs = [
-        (m, mode, f, s) for f in fractions for s in range(seeds) for m in METHODS for mode in MODES
-    ]
-    results = []
-    for method, mode, fraction, seed in tqdm(jobs, desc="label efficiency", unit="run",
-                                             disable=not progress):  # fmt: skip
-        run = out / "runs" / f"{method}-{mode}-f{fraction:g}-s{seed}"
-        if not (run / "summary.json").is_file():
-            epochs = plan.linear_epochs if mode == "linear" else _epochs(plan, fraction)
-            cfg = replace(ft_cfg, mode=mode, label_fraction=fraction, seed=seed, epochs=epochs,
-                          patience=max(5, epochs // 3))  # fmt: skip
-            subset = subsets[fraction, seed]
-            init = encoders.get(method)
-            finetune(cache.root, run, cfg, init=init, subset=subset, force=True, progress=False)
-        summary = json.loads((run / "summary.json").read_text())
-        val = summary["val"]
-        results.append({
-            "method": method, "mode": mode, "fraction": fraction, "seed": seed,
-            "macro_auroc": val["macro_auroc"], "macro_auprc": val["macro_auprc"],
-            "per_class": {c: v["auroc"] for c, v in val["per_class"].items()},
-            "train_records": summary["train_records"], "best_epoch": summary["best_epoch"],
-        })  # fmt: skip
+    pre_cfg = replace(pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs,
+                      device=device)  # fmt: skip
+    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
+    encoders: dict[str, Path | None] = {}
+    if inits:
+        encoders.update({name: Path(path) for name, path in inits.items()})
+    else:
+        folders = [Path(p) for p in (pretrain_data or [data])]
+        for method in ("bell", "byol"):
+            cfg = replace(pre_cfg, method=method)
+            encoders[method] = pretrain_stage(folders, out / "pretrain" / method, cfg, log,
+                                              progress)  # fmt: skip
+    encoders[SCRATCH] = None
+    results = run_grid(Path(data), out, encoders, fractions, seeds, modes, ft_cfg, plan, folds, log,
+                       progress)  # fmt: skip
     report = {
         "data": str(data),
         "budget": budget,
         "fractions": list(fractions),
         "seeds": seeds,
-        "pretrain": {m: json.loads((encoders[m] / "summary.json").read_text()) for m in encoders},
+        "folds": list(folds) if folds else None,
+        "inits": {k: str(v) if v else SCRATCH for k, v in encoders.items()},
+        "finetune_config": to_dict(ft_cfg),
         "results": results,
+        "gains": paired_gains(results, out),
+        "stages": log,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "results.json").write_text(json.dumps(report, indent=1))
+    write_json(out / "results.json", report)
     write_report(report, out)
     return report
 
 
-def _subsets(cache, fractions, seeds, folder: Path) -> dict[tuple[float, int], Path]:
-    """One stratified subset manifest per (fraction, seed), written once and shared."""
-    paths = {}
-    for fraction in fractions:
-        for seed in range(seeds):
-            path = folder / f"f{fraction:g}-s{seed}.json"
-            if not path.is_file():
-                write_label_subset(cache, fraction, seed, path)
-            paths[fraction, seed] = path
-    return paths
+def data_curve(
+    data: str | Path,
+    out: str | Path,
+    pretrain_data: list[str | Path],
+    corpus_fractions: tuple[float, ...] = (0.25, 0.5, 1.0),
+    label_fraction: float = 0.1,
+    seeds: int = 5,
+    budget: str = "long",
+    pretrain_config: PretrainConfig | None = None,
+    finetune_config: FinetuneConfig | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    ready: dict[float, str | Path] | None = None,
+) -> dict[str, Any]:
+    """The gain at `label_fraction` labels against the share of the pretraining corpus.
 
-
-def summarize(results: list[dict]) -> dict[tuple[str, str, float], tuple[float, float, int]]:
-    """(method, mode, fraction) -> (mean, std, n) of macro AUROC over seeds."""
-    groups: dict[tuple[str, str, float], list[float]] = {}
-    for r in results:
-        groups.setdefault((r["method"], r["mode"], r["fraction"]), []).append(r["macro_auroc"])
-    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in groups.items()}
+    `ready` maps a corpus fraction to an encoder already pretrained with the same recipe.
+    """
+    plan, out, log = BUDGETS[budget], Path(out), []
+    pre_cfg = replace(pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs,
+                      device=device)  # fmt: skip
+    folders = [Path(p) for p in pretrain_data]
+    encoders: dict[str, Path | None] = {}
+    windows = {}
+    for share in corpus_fractions:
+        name = f"{pre_cfg.method}-corpus{share:g}"
+        cfg = replace(pre_cfg, data_fraction=share)
+        if ready and share in ready:
+            encoders[name] = Path(ready[share])
+        else:
+            encoders[name] = pretrain_stage(folders, out / "pretrain" / name, cfg, log, progress)
+        corpus = load_corpus(folders, cfg.preprocess, cfg.split, share, cfg.seed, False)
+        windows[name] = len(corpus)
+    encoders[SCRATCH] = None
+    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
+    results = run_grid(Path(data), out, encoders, (label_fraction,), seeds, ("full",), ft_cfg,
+                       plan, None, log, progress)  # fmt: skip
+    gains = paired_gains(results, out)
+    for g in gains:
+        g["corpus_windows"] = windows[g["init"]]
+    report = {"data": str(data), "label_fraction": label_fraction, "seeds": seeds,
+              "pretrain_data": [str(f) for f in folders], "gains": gains, "results": results,
+              "stages": log}  # fmt: skip
+    write_json(out / "data_curve.json", report)
+    _plot_curve(gains, label_fraction, out / "data_curve.png")
+    return report
 
 
 def write_report(report: dict, out: Path) -> None:
+    results, fractions = report["results"], report["fractions"]
+    table = summarize(results)
+    names = list(report["inits"])
+    modes = sorted({r["mode"] for r in results}, key=MODES.index)
+    where = f"folds {report['folds']} (strat_fold k-fold)" if report["folds"] else "the val split"
+    lines = [
+        "# Label efficiency: pretrained inits vs random init",
+        "",
+        f"Data `{report['data']}`, budget `{report['budget']}`, {report['seeds']} seeds, "
+        f"{report['seconds']:.0f} s in all. Macro AUROC on {where}, mean ± std over runs.",
+        "Inits: " + ", ".join(f"{k} = `{v}`" for k, v in report["inits"].items()) + ".",
+        "",
+        "| init | mode | " + " | ".join(f"{f:g} labels" for f in fractions) + " |",
+        "|---|---|" + "---|" * len(fractions),
+    ]
+    for name in names:
+        for mode in modes:
+            cells = [
+                f"{table[name, mode, f][0]:.4f} ± {table[name, mode, f][1]:.4f}"
+                if (name, mode, f) in table else "-"
+                for f in fractions
+            ]  # fmt: skip
+            lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+    cnn = [f"{REFERENCE_CNN[f]['val']:.3f}" if f in REFERENCE_CNN else "-" for f in fractions]
+    lines.append("| reference plain CNN (REFERENCES.md) | full | " + " | ".join(cnn) + " |")
+    lines += ["", "Gain over random init of the same architecture and mode, points of macro "
+              "AUROC, with a paired bootstrap 95% CI (1,000 resamples of the evaluation records):",
+              "", "| init | mode | labels | gain | 95% CI | resamples with gain <= 0 |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for g in report["gains"]:
+        lo, hi = g["ci95_points"]
+        lines.append(
+            f"| {g['init']} | {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
+            f"[{lo:+.2f}, {hi:+.2f}] | {100 * g['share_of_resamples_le_0']:.1f}% |"
+        )
+    lines += ["", "Stages:", "", *[f"- {s}" for s in report["stages"][:200]]]
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    _plot(table, names, modes, fractions, out / "label_efficiency.png")
+
+
+def write_text(path: Path, text: str) -> None:
+    with staged_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def _plot(table, names, modes, fractions, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results, fractions = report["results"], report["fractions"]
-    table = summarize(results)
-    lines = [
-        "# Label efficiency: BELL vs BYOL vs random init",
-        "",
-        f"Data `{report['data']}`, budget `{report['budget']}`, {report['seeds']} seeds, "
-        f"{report['seconds']:.0f} s in all. Macro AUROC on the val split, mean ± std over seeds.",
-        "",
-        "| method | mode | " + " | ".join(f"{f:g} labels" for f in fractions) + " |",
-        "|---|---|" + "---|" * len(fractions),
-    ]
-    for method in METHODS:
-        for mode in MODES:
-            cells = []
-            for f in fractions:
-                mean, std, _ = table[method, mode, f]
-                cells.append(f"{mean:.4f} ± {std:.4f}")
-            lines.append(f"| {method} | {mode} | " + " | ".join(cells) + " |")
-    lines += ["", "Gain over random init of the same architecture and mode (points of AUROC):", ""]
-    lines += ["| method | mode | " + " | ".join(f"{f:g}" for f in fractions) + " |"]
-    lines += ["|---|---|" + "---|" * len(fractions)]
-    for method in ("bell", "byol"):
-        for mode in MODES:
-            gains = [
-                100 * (table[method, mode, f][0] - table["scratch", mode, f][0]) for f in fractions
-            ]
-            lines.append(f"| {method} | {mode} | " + " | ".join(f"{g:+.2f}" for g in gains) + " |")
-    classes = list(results[0]["per_class"])
-    lines += ["", "Per-class AUROC (full fine-tuning, mean over seeds):", ""]
-    lines += ["| method | labels | " + " | ".join(classes) + " |"]
-    lines += ["|---|---|" + "---|" * len(classes)]
-    for method in METHODS:
-        for f in fractions:
-            rows = [
-                r for r in results if (r["method"], r["mode"], r["fraction"]) == (method, "full", f)
-            ]
-            means = [np.mean([r["per_class"][c] for r in rows if r["per_class"][c] is not None])
-                     for c in classes]  # fmt: skip
-            lines.append(f"| {method} | {f:g} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, mode in zip(axes, MODES, strict=True):
-        for method in METHODS:
-            means = [table[method, mode, f][0] for f in fractions]
-            stds = [table[method, mode, f][1] for f in fractions]
-            ax.errorbar(fractions, means, yerr=stds, marker="o", capsize=3, label=method)
+    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for name in names:
+            keys = [f for f in fractions if (name, mode, f) in table]
+            ax.errorbar(keys, [table[name, mode, f][0] for f in keys],
+                        yerr=[table[name, mode, f][1] for f in keys], marker="o", capsize=3,
+                        label=name)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("label fraction")
         ax.set_title(f"{mode} {'probe' if mode == 'linear' else 'fine-tuning'}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("val macro AUROC")
-    axes[0].legend()
+    axes[0][0].set_ylabel("macro AUROC")
+    axes[0][0].legend()
     fig.tight_layout()
-    fig.savefig(out / "label_efficiency.png", dpi=120)
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def _plot_curve(gains: list[dict], label_fraction: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gains = sorted(gains, key=lambda g: g["corpus_windows"])
+    x = [g["corpus_windows"] for g in gains]
+    y = [g["gain_points"] for g in gains]
+    err = np.array([[g["gain_points"] - g["ci95_points"][0], g["ci95_points"][1] - g["gain_points"]]
+                    for g in gains]).T  # fmt: skip
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar(x, y, yerr=err, marker="o", capsize=3)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("pretraining windows")
+    ax.set_ylabel(f"gain over random init at {label_fraction:g} labels (points)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

@@ -24,6 +24,8 @@ from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
+from bell_edge.files import staged_file, write_json
+from bell_edge.models import pretrained
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
@@ -33,6 +35,7 @@ from bell_edge.train.pretrain import load_encoder
 
 CLASSIFIER_FORMAT = "bell-edge-classifier"
 MODEL, SUBSET, CONFIG, METRICS = "model.pt", "subset.json", "config.toml", "metrics.jsonl"
+VAL_SCORES = "val_scores.npz"  # record ids, per-record scores and labels of the selection split
 
 
 @dataclasses.dataclass
@@ -107,11 +110,14 @@ def finetune(
     force: bool = False,
     progress: bool = True,
     start: Classifier | None = None,
+    holdout: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune from a pretrained encoder (`init`) or from scratch; returns the summary.
 
     `start`: fine-tune this classifier instead (a pruned one, say), with its model and
     preprocessing configs; `init` then only names where it came from.
+    `holdout`: select the model on these records of the train and val splits and train on the
+    others (one fold of a k-fold estimate) instead of the folder's own val split.
     """
     out = Path(out)
     check_run_dir(out, force)
@@ -125,7 +131,8 @@ def finetune(
         cfg = dataclasses.replace(cfg, model=start.model_config, preprocess=start.preprocess)
         init_method = "classifier"
     elif init is not None:
-        model_cfg, preprocess, encoder_state, init_method = load_encoder(init)
+        source = Path(init) if Path(init).exists() else pretrained.verified_path(str(init))
+        model_cfg, preprocess, encoder_state, init_method = load_encoder(source)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
     cache = data_cache.load(data, cfg.preprocess, progress=progress)
     if not cache.classes:
@@ -135,13 +142,18 @@ def finetune(
     n_classes = len(cache.classes)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, n_classes=n_classes))
     train_rows, val_rows = cache.rows("train"), cache.rows("val")
+    if holdout is not None:
+        pool = np.concatenate([train_rows, val_rows])
+        held = np.isin(cache.record_ids[pool], np.asarray(holdout, dtype=str))
+        train_rows, val_rows = pool[~held], pool[held]
     if len(val_rows) == 0:
         raise InputError(f"{data}: no val split to select the model on")
 
     out.mkdir(parents=True, exist_ok=True)
-    chosen = _label_subset(cache, cfg, subset, out)
+    chosen = _label_subset(cache, cfg, subset, out, train_rows)
     train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
-    (out / CONFIG).write_text(dump_toml(cfg))
+    with staged_file(out / CONFIG) as tmp:
+        tmp.write_text(dump_toml(cfg))
 
     model = ECGClassifier(cfg.model) if start is None else start.model
     if encoder_state is not None:
@@ -162,6 +174,8 @@ def finetune(
     ids, val_scores, val_labels = per_record(
         cache.record_ids[val_rows], val_scores, cache.labels[val_rows]
     )
+    with staged_file(out / VAL_SCORES) as tmp:  # per record, for paired comparisons
+        np.savez(tmp, record_ids=ids, scores=val_scores, labels=val_labels)
     thresholds = best_f1_thresholds(val_labels, val_scores)
     val = evaluate_scores(val_labels, val_scores, cache.classes, thresholds, bootstrap=0)
     checkpoint.save(
@@ -190,13 +204,14 @@ def finetune(
         "seconds": best["seconds"],
         "val": val,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "summary.json", summary)
     return summary
 
 
-def write_label_subset(cache, fraction: float, seed: int, path: Path) -> list[str]:
-    """A seeded stratified subset of the train split's records, saved as a subset manifest."""
-    train = cache.rows("train")
+def write_label_subset(cache, fraction: float, seed: int, path: Path, rows=None) -> list[str]:
+    """A seeded stratified subset of the train split's records (or of `rows`), saved as a
+    subset manifest."""
+    train = cache.rows("train") if rows is None else rows
     ids, labels = cache.record_ids[train], cache.labels[train]
     chosen = sorted(set(ids[label_subset(ids, labels, fraction, seed)].tolist()))
     rows = subset_rows(ids, chosen)
@@ -207,17 +222,18 @@ def write_label_subset(cache, fraction: float, seed: int, path: Path) -> list[st
     return chosen
 
 
-def _label_subset(cache, cfg, subset, out: Path) -> list[str]:
+def _label_subset(cache, cfg, subset, out: Path, train_rows) -> list[str]:
     """The labeled records to train on: a given manifest (copied into the run), or a new one."""
     if subset is None:
-        return write_label_subset(cache, cfg.label_fraction, cfg.seed, out / SUBSET)
+        return write_label_subset(cache, cfg.label_fraction, cfg.seed, out / SUBSET, train_rows)
     manifest = load_subset(subset)
     if manifest["fraction"] != cfg.label_fraction:
         raise InputError(
             f"{subset}: subset of fraction {manifest['fraction']}, "
             f"--label-fraction is {cfg.label_fraction}"
         )
-    shutil.copyfile(subset, out / SUBSET)
+    with staged_file(out / SUBSET) as tmp:
+        shutil.copyfile(subset, tmp)
     return list(manifest["record_ids"])
 
 
@@ -273,15 +289,26 @@ class _Trainer:
 
 
 class _FullFineTune(_Trainer):
-    """Everything trains; the encoder at a lower learning rate; light augmentation."""
+    """Everything trains; the encoder at a lower learning rate; light augmentation.
+
+    With `l2sp` the encoder's conv weights are pulled toward their starting (pretrained) values
+    instead of decayed toward zero; with `layer_lr_decay` < 1 lower blocks learn more slowly.
+    """
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         cfg = self.cfg
-        groups = [
-            {"params": self.model.encoder.parameters(), "lr": cfg.lr * cfg.encoder_lr_scale},
-            {"params": self.model.head.parameters(), "lr": cfg.lr},
-        ]
+        self.anchor = []
+        if cfg.l2sp > 0:
+            self.anchor = [
+                (p, p.detach().clone()) for p in self.model.encoder.parameters() if p.ndim > 1
+            ]
+        groups = _encoder_groups(self.model.encoder, cfg, decay_weights=not self.anchor)
+        groups += [
+            {"params": [p for p in self.model.head.parameters() if p.ndim > 1], "lr": cfg.lr},
+            {"params": [p for p in self.model.head.parameters() if p.ndim <= 1], "lr": cfg.lr,
+             "weight_decay": 0.0},
+        ]  # fmt: skip
         self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         steps = cfg.epochs * len(self.batches(0))
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -300,6 +327,8 @@ class _FullFineTune(_Trainer):
             y = torch.from_numpy(self.cache.labels[rows]).to(self.device)
             x = self.augment(x, g)
             loss = self.loss(self.model(x, mask), y)
+            if self.anchor:
+                loss = loss + self.cfg.l2sp * sum((p - p0).pow(2).sum() for p, p0 in self.anchor)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -313,6 +342,28 @@ class _FullFineTune(_Trainer):
         scores = predict(self.model, self.cache.windows[rows], self.cache.lead_masks[rows])
         self.model.to(self.device)
         return scores
+
+
+def _encoder_groups(encoder: nn.Module, cfg: FinetuneConfig, decay_weights: bool) -> list[dict]:
+    """Optimizer groups of the encoder: one lr per depth (stem deepest), and no weight decay on
+    BatchNorm and bias parameters (nor on any weight when L2-SP anchors them instead)."""
+    n_blocks = sum(cfg.model.blocks_per_stage)
+
+    def depth(name: str) -> int:  # 0 for the top block, n_blocks for the stem
+        parts = name.split(".")
+        if "blocks" in parts:
+            return n_blocks - 1 - int(parts[parts.index("blocks") + 1])
+        return n_blocks
+
+    groups: dict[tuple[int, bool], list] = {}
+    for name, p in encoder.named_parameters():
+        groups.setdefault((depth(name), p.ndim > 1 and decay_weights), []).append(p)
+    base = cfg.lr * cfg.encoder_lr_scale
+    return [
+        {"params": params, "lr": base * cfg.layer_lr_decay**d,
+         "weight_decay": cfg.weight_decay if decays else 0.0}
+        for (d, decays), params in sorted(groups.items())
+    ]  # fmt: skip
 
 
 class _LinearProbe(_Trainer):

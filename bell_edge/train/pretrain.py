@@ -1,8 +1,11 @@
 """BELL / BYOL pretraining: one loop for the CPU, a GPU (bf16) and several GPUs (torchrun + DDP).
 
-A run directory holds `config.toml` (the full effective config), `metrics.jsonl` (one line per
-step), `checkpoint.pt` (state dicts, written atomically every `checkpoint_every` steps and at
-the end) and `encoder.pt` (the online encoder alone: what fine-tuning loads).
+A run directory holds `config.toml` (the full effective config), `corpus.json` (every source
+folder, its record and window counts and the sha256 of its cache index), `metrics.jsonl` (one
+line per step, with how far the EMA target has moved from its init), `checkpoint.pt` (state
+dicts, written atomically every `checkpoint_every` steps and at the end), `encoder.pt` (the
+online encoder alone, BatchNorm statistics re-estimated on clean windows: what fine-tuning
+loads) and `summary.json` (written last).
 
 Resuming is exact: the batch order of each epoch comes from (seed, epoch) and the augmentation
 of each step from (seed, step, rank), so a killed run resumed from its last checkpoint replays
@@ -11,6 +14,8 @@ the same steps as a run that was never stopped.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import os
@@ -27,17 +32,23 @@ from tqdm import tqdm
 
 from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump_toml, from_dict
 from bell_edge.config import to_dict as config_dict
-from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
+from bell_edge.files import staged_file, write_json
+from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
 from bell_edge.ssl.momentum import cosine_momentum
 from bell_edge.train import checkpoint
-from bell_edge.train.dataset import CacheDataset
+from bell_edge.train.corpus import Corpus, load_corpus
 from bell_edge.train.device import Runtime, setup, teardown
 
 ENCODER_FORMAT = "bell-edge-encoder"
 CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
+CORPUS = "corpus.json"  # the sources: path, layout, records, windows, sha256 of each cache index
+# Epoch presets: "long" is BYOL-family length (>= 100 epochs), sized to finish on 2 CPU cores in
+# under 2.5 hours on the full corpus (benchmarks/results/pretrain_throughput.md).
+BUDGET_EPOCHS = {"small": 10, "long": 100}
+MOMENTUM_FLOOR = 0.9
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -71,7 +82,7 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> None:
 
 
 def pretrain(
-    data: str | Path,
+    data: str | Path | list[str | Path],
     out: str | Path,
     cfg: PretrainConfig,
     resume: bool = False,
@@ -79,16 +90,25 @@ def pretrain(
     progress: bool = True,
     max_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) pretraining; returns the summary also written to `RUN/summary.json`."""
+    """Run (or resume) pretraining on one folder or several; returns the summary also written
+    to `RUN/summary.json`. With `max_steps` the run is that long: its schedules anneal by then."""
     out = Path(out)
+    folders = list(data) if isinstance(data, list | tuple) else [data]
     runtime = setup(cfg.device)
     try:
-        return _pretrain(data, out, cfg, runtime, resume, force, progress, max_steps)
+        return _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps)
     finally:
         teardown(runtime)
 
 
-def _pretrain(data, out, cfg, runtime, resume, force, progress, max_steps) -> dict[str, Any]:
+def momentum_start(cfg: PretrainConfig, total_steps: int) -> float:
+    """The EMA momentum at step 0: `momentum_base`, lowered so the target travels far enough,
+    but not below 0.9 (BYOL's target must stay an average: at 0 it collapses, Grill et al.)."""
+    wanted = 1 - 2 * cfg.target_travel / max(1, total_steps)
+    return min(cfg.momentum_base, max(MOMENTUM_FLOOR, wanted))
+
+
+def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) -> dict[str, Any]:
     if cfg.method not in ("bell", "byol"):
         raise InputError(f"--method {cfg.method}: use bell or byol")
     if cfg.batch_size % runtime.world_size:
@@ -99,33 +119,38 @@ def _pretrain(data, out, cfg, runtime, resume, force, progress, max_steps) -> di
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // runtime.world_size))
     checkpoint.seed_everything(cfg.seed)
 
-    cache = _load_cache(data, cfg.preprocess, runtime)
-    dataset = CacheDataset(cache, cache.rows(cfg.split))
+    dataset = _load_corpus(folders, cfg, runtime)
     steps_per_epoch = len(dataset) // cfg.batch_size
     if steps_per_epoch == 0:
         raise InputError(
-            f"{data}: {len(dataset)} windows in split {cfg.split}, fewer than one batch"
+            f"{', '.join(map(str, folders))}: {len(dataset)} windows in split {cfg.split}, "
+            "fewer than one batch"
         )
     total = cfg.epochs * steps_per_epoch
-    stop = min(total, max_steps) if max_steps else total
-    warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
+    if max_steps:
+        total = min(total, max_steps)
+    warmup = max(1, min(round(cfg.warmup_epochs * steps_per_epoch), total // 5))
+    m0 = momentum_start(cfg, total)
 
-    learner = BootstrapLearner(cfg.model, cfg.method, cfg.gamma).to(runtime.device)
+    train_model = dataclasses.replace(cfg.model, layout=cfg.train_layout)
+    learner = BootstrapLearner(train_model, cfg.method, cfg.gamma).to(runtime.device)
+    init = [p.detach().clone() for p in learner.target.encoder.parameters()]
     if cfg.sync_bn and runtime.device.type != "cuda":
         raise InputError("--sync-bn needs CUDA: torch's SyncBatchNorm has no CPU kernel")
     if runtime.distributed and cfg.sync_bn:
         learner = torch.nn.SyncBatchNorm.convert_sync_batchnorm(learner)
-    params = [p for p in learner.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(learner, cfg.weight_decay), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup))
     step = 0
     if resume:
+        _check_same_corpus(out / CORPUS, dataset)
         state = checkpoint.load(out / CHECKPOINT, runtime.device)
         learner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         checkpoint.set_rng_state(state["rng"])
         step = int(state["step"])
+    init_share = math.prod(cosine_momentum(s, total, m0) for s in range(1, step + 1))
     model: torch.nn.Module = learner
     if runtime.distributed:
         ids = [runtime.local_rank] if runtime.device.type == "cuda" else None
@@ -135,39 +160,44 @@ def _pretrain(data, out, cfg, runtime, resume, force, progress, max_steps) -> di
 
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG).write_text(dump_toml(cfg))
+        with staged_file(out / CONFIG) as tmp:
+            tmp.write_text(dump_toml(cfg))
+        write_json(out / CORPUS, dataset.manifest())
         _truncate_metrics(out / METRICS, step)
     augment = Augmenter(cfg.augment, fs=cfg.preprocess.fs)
     bar = tqdm(
-        total=stop, initial=step, desc=f"pretrain {cfg.method}", unit="step",
+        total=total, initial=step, desc=f"pretrain {cfg.method}", unit="step",
         disable=not (progress and runtime.is_main),
     )  # fmt: skip
     log = (out / METRICS).open("a") if runtime.is_main else None
     last: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        while step < stop:
+        while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             batches = epoch_batches(len(dataset), epoch, cfg, runtime)[offset:]
             loader = DataLoader(
                 dataset, batch_sampler=batches, pin_memory=runtime.device.type == "cuda"
             )
-            for x, mask, _ in loader:
-                if step >= stop:
+            for x, mask in loader:
+                if step >= total:
                     break
                 tick = time.perf_counter()
                 last = _train_step(model, learner, augment, optimizer, scheduler, x, mask, step,
-                                   total, cfg, runtime)  # fmt: skip
+                                   total, m0, cfg, runtime)  # fmt: skip
                 step += 1
+                init_share *= last["momentum"]
+                last["target_init_share"] = init_share
+                last["target_drift"] = _drift(learner.target.encoder, init)
                 last["samples_per_s"] = cfg.batch_size / (time.perf_counter() - tick)
                 if log:
                     log.write(json.dumps({"step": step, "epoch": epoch, **last}) + "\n")
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}")
-                if step % cfg.checkpoint_every == 0 or step == stop:
+                if step % cfg.checkpoint_every == 0 or step == total:
                     if log:
                         log.flush()
-                    _save(out, learner, optimizer, scheduler, step, cfg, runtime)
+                    _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset)
     finally:
         bar.close()
         if log:
@@ -178,28 +208,68 @@ def _pretrain(data, out, cfg, runtime, resume, force, progress, max_steps) -> di
         "total_steps": total,
         "epochs": cfg.epochs,
         "windows": len(dataset),
+        "momentum_start": m0,
         "world_size": runtime.world_size,
         "device": str(runtime.device),
         "seconds": round(time.perf_counter() - started, 2),
         **{k: round(v, 6) for k, v in last.items()},
     }
     if runtime.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_json(out / "summary.json", summary)
     return summary
 
 
-def _load_cache(data, preprocess: PreprocessConfig, runtime: Runtime):
-    """Rank 0 prepares the cache; the other ranks wait, then open the same one."""
+def _check_same_corpus(path: Path, dataset: Corpus) -> None:
+    """A resumed run must see the windows it started on, or its epochs would not line up."""
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InputError(f"{path}: missing or unreadable; cannot check the corpus") from None
+    now = dataset.manifest()
+    if [(s["cache_key"], s["windows"]) for s in before] != [
+        (s["cache_key"], s["windows"]) for s in now
+    ]:
+        raise InputError(
+            f"{path}: the --data folders (or their contents) differ from the run's start; "
+            "resume with the same folders, or start a new run"
+        )
+
+
+def _param_groups(learner: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv and linear weights only, not on BatchNorm and bias parameters."""
+    params = [p for p in learner.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+
+
+@torch.no_grad()
+def _drift(encoder: torch.nn.Module, init: list[torch.Tensor]) -> float:
+    """Relative L2 distance of the target encoder's weights from their random init."""
+    moved = sum(
+        float((p - p0).pow(2).sum()) for p, p0 in zip(encoder.parameters(), init, strict=True)
+    )
+    return math.sqrt(moved / max(sum(float(p0.pow(2).sum()) for p0 in init), 1e-12))
+
+
+def _load_corpus(folders, cfg: PretrainConfig, runtime: Runtime) -> Corpus:
+    """Rank 0 prepares the caches; the other ranks wait, then open the same ones."""
+
+    def load(show: bool) -> Corpus:
+        return load_corpus(folders, cfg.preprocess, cfg.split, cfg.data_fraction, cfg.seed, show)
+
     if runtime.is_main:
-        cache = data_cache.load(data, preprocess)
+        corpus = load(True)
     if runtime.distributed:
         dist.barrier()
     if not runtime.is_main:
-        cache = data_cache.load(data, preprocess, progress=False)
-    return cache
+        corpus = load(False)
+    return corpus
 
 
-def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, total, cfg, runtime):
+def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, total, m0, cfg,
+                runtime):  # fmt: skip
     x = x.to(runtime.device, non_blocking=True)
     mask = mask.to(runtime.device, non_blocking=True)
     g = torch.Generator(device=runtime.device).manual_seed(
@@ -213,7 +283,7 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
     torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.grad_clip)
     optimizer.step()
     scheduler.step()
-    momentum = cosine_momentum(step + 1, total, cfg.momentum_base)
+    momentum = cosine_momentum(step + 1, total, m0)
     learner.update_target(momentum)
     metrics = {k: float(v.detach()) for k, v in result.items()}
     metrics["lr"] = scheduler.get_last_lr()[0]
@@ -221,9 +291,15 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
     return metrics
 
 
-def _save(out, learner, optimizer, scheduler, step, cfg, runtime) -> None:
+def _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset: Corpus) -> None:
     if not runtime.is_main:
         return
+    encoder = learner.online.encoder
+    if cfg.recalibrate_bn:
+        encoder = recalibrate_batchnorm(encoder, dataset, cfg.batch_size, runtime.device)
+    state = encoder.state_dict()
+    if cfg.train_layout != cfg.model.layout and not cfg.model.shared_weights:
+        state = convert_layout(state, cfg.model.n_leads, to=cfg.model.layout)
     checkpoint.save(
         {
             "format": "bell-edge-pretrain",
@@ -243,10 +319,30 @@ def _save(out, learner, optimizer, scheduler, step, cfg, runtime) -> None:
             "step": step,
             "model_config": config_dict(cfg.model),
             "preprocess": config_dict(cfg.preprocess),
-            "encoder": learner.encoder_state_dict(),
+            "encoder": state,
+            "batchnorm": "clean windows" if cfg.recalibrate_bn else "augmented views",
         },
         out / ENCODER,
     )
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    encoder: torch.nn.Module, dataset: Corpus, batch_size: int, device: torch.device
+) -> torch.nn.Module:
+    """A copy of `encoder` whose BatchNorm running statistics are the exact averages over the
+    clean (un-augmented) windows of `dataset`, not the EMA over augmented views of training."""
+    encoder = copy.deepcopy(encoder).train()
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for x, mask in loader:
+        encoder(x.to(device), mask.to(device))
+    for m in norms:
+        m.momentum = 0.1
+    return encoder.eval()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -254,7 +350,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    with staged_file(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in kept))
 
 
 def load_encoder(path: str | Path) -> tuple[ModelConfig, PreprocessConfig, dict, str]:
@@ -274,6 +371,8 @@ def load_encoder(path: str | Path) -> tuple[ModelConfig, PreprocessConfig, dict,
         cfg = from_dict(PretrainConfig, state["config"])
         prefix = "online.encoder."
         encoder = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
+        if any(k.startswith("grouped.") for k in encoder) and cfg.model.layout != "grouped":
+            encoder = convert_layout(encoder, cfg.model.n_leads, to=cfg.model.layout)
         model, pre, method = config_dict(cfg.model), config_dict(cfg.preprocess), cfg.method
     else:
         raise InputError(f"{path}: not a bell-edge pretraining checkpoint")

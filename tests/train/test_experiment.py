@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import json
 
-from bell_edge.config import FinetuneConfig, PretrainConfig, load_toml
+import numpy as np
+import pytest
+
+from bell_edge.config import FinetuneConfig, PretrainConfig, load_toml, replace
 from bell_edge.train import experiment
 
 
-def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, monkeypatch):
+@pytest.fixture
+def tiny_budget(monkeypatch):
     tiny = experiment.Budget(pretrain_epochs=1, finetune_epochs={0.01: 2, 0.1: 1}, linear_epochs=3)
     monkeypatch.setitem(experiment.BUDGETS, "small", tiny)
+
+
+def _mtimes(out):
+    return {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/model.pt")}
+
+
+def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, tiny_budget):
     pre = load_toml(PretrainConfig, tiny_config)
     ft = FinetuneConfig(model=pre.model)
     out = tmp_path / "exp"
-    report = experiment.label_efficiency(
-        ptbxl_cache.root, out, (0.01, 0.1), 2, "small", pre, ft, device="cpu", progress=False
-    )
-    assert len(report["results"]) == 2 * 2 * 3 * 2  # fractions x seeds x methods x modes
+
+    def run(ft_cfg):
+        return experiment.label_efficiency(ptbxl_cache.root, out, (0.01, 0.1), 2, "small", pre,
+                                           ft_cfg, device="cpu", progress=False)  # fmt: skip
+
+    report = run(ft)
+    assert len(report["results"]) == 2 * 2 * 3 * 2  # fractions x seeds x inits x modes
     assert (out / "report.md").is_file() and (out / "label_efficiency.png").stat().st_size > 0
-    # Every method of a (fraction, seed) trained on the very same records.
+    # Every init of a (fraction, seed) trained on the very same records.
     for fraction in (0.01, 0.1):
         for seed in (0, 1):
             ids = {
@@ -27,8 +41,56 @@ def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, monkeypatch
                 for run in (out / "runs").glob(f"*-f{fraction:g}-s{seed}")
             }
             assert len(ids) == 1
-    # A second call redoes nothing.
-    again = experiment.label_efficiency(
-        ptbxl_cache.root, out, (0.01, 0.1), 2, "small", pre, ft, device="cpu", progress=False
+    # Paired gains for both pretrained inits, both modes, both fractions, with a CI around them.
+    gains = {(g["init"], g["mode"], g["fraction"]): g for g in report["gains"]}
+    assert len(gains) == 2 * 2 * 2
+    for g in gains.values():
+        lo, hi = g["ci95_points"]
+        assert lo <= g["gain_points"] <= hi and g["seeds"] == 2
+    # The gain is the seed mean of the paired differences, computed from the runs' own scores.
+    table = {(r["init"], r["mode"], r["fraction"], r["seed"]): r["macro_auroc"]
+             for r in report["results"]}  # fmt: skip
+    want = np.mean(
+        [table["bell", "full", 0.1, s] - table["scratch", "full", 0.1, s] for s in (0, 1)]
     )
+    assert gains["bell", "full", 0.1]["gain_points"] == pytest.approx(100 * want, abs=1e-6)
+
+    # A second call trains nothing: no model file is rewritten.
+    before = _mtimes(out)
+    again = run(ft)
+    assert _mtimes(out) == before
     assert again["results"] == report["results"]
+    assert all("reused" in line for line in again["stages"])
+    # A changed fine-tuning config is redone, and the log says why.
+    changed = run(replace(ft, lr=1e-3))
+    assert all(_mtimes(out)[p] != t for p, t in before.items())
+    assert any("config or inputs changed" in line for line in changed["stages"])
+
+
+def test_kfold_holds_out_each_fold(tmp_path, tiny_config, tiny_budget):
+    from bell_edge.data.datasets import record_folds
+
+    release = experiment.Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    release = release / "ptbxl100-release"
+    if not release.exists():
+        pytest.skip(f"{release} is not beside the checkout")
+    pre = load_toml(PretrainConfig, tiny_config)
+    ft = FinetuneConfig(model=pre.model)
+    out = tmp_path / "kfold"
+    encoder = tmp_path / "enc"
+    from bell_edge.train.pretrain import pretrain
+
+    pretrain(release, encoder, pre, progress=False, max_steps=2)
+    report = experiment.label_efficiency(
+        release, out, (0.1,), 1, "small", pre, ft, device="cpu", progress=False,
+        inits={"bell": encoder}, modes=("full",), folds=(8, 9),
+    )  # fmt: skip
+    folds = record_folds(release)
+    for r in report["results"]:
+        run = out / r["run"]
+        with np.load(run / "val_scores.npz") as z:
+            assert {folds[i] for i in z["record_ids"]} == {r["fold"]}
+        trained = json.loads((run / "subset.json").read_text())["record_ids"]
+        assert r["fold"] not in {folds[i] for i in trained}
+    (gain,) = report["gains"]
+    assert gain["folds"] == 2 and gain["init"] == "bell"

@@ -1,0 +1,95 @@
+"""Ship a finished pretraining run as a package encoder: bell_edge/models/weights/NAME/.
+
+The manifest is filled from the run's own files (config.toml, corpus.json, summary.json) and from
+the label-efficiency report that evaluated it (results.json of `bell-edge experiment
+label-efficiency`); the model card is written from the same facts.
+
+    python benchmarks/ship_encoder.py RUN --name bell-ptbxl-v1 --results EXP/results.json [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bell_edge.models.pretrained import pack
+from bell_edge.train.experiment import summarize
+
+
+def card(name: str, run: Path, results: dict, init: str) -> str:
+    corpus = json.loads((run / "corpus.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    table = summarize(results["results"])
+    rows = []
+    for (who, mode, fraction), (mean, std, n) in sorted(table.items()):
+        rows.append(f"| {who} | {mode} | {fraction:g} | {mean:.4f} ± {std:.4f} | {n} |")
+    gains = [
+        f"| {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
+        f"[{g['ci95_points'][0]:+.2f}, {g['ci95_points'][1]:+.2f}] |"
+        for g in results["gains"]
+        if g["init"] == init
+    ]
+    sources = "\n".join(
+        f"- `{s['path']}` ({s['layout']}): {s['records']} records, {s['windows']} windows; "
+        f"index sha256 `{s['index_sha256'][:16]}...`"
+        for s in corpus
+    )
+    return f"""# {name}
+
+A BELL-pretrained multi-branch 1-D ResNet encoder (one branch per lead, 12 leads, 100 Hz,
+10-s windows), produced by `bell-edge pretrain` alone. **No label reached it**: it saw the
+train split of PTB-XL-style folders and unlabeled records, never a val or test record.
+
+## Training data
+{sources}
+
+## Recipe
+{summary["steps"]} steps ({summary["epochs"]} epochs of {summary["windows"]} windows), EMA
+momentum from {summary["momentum_start"]:.4f} (cosine to 1); the full `PretrainConfig` is in
+`manifest.json` under `recipe`. BatchNorm statistics re-estimated on clean windows.
+
+## Evaluation (`{results["data"]}`, {results["seeds"]} seeds, macro AUROC)
+| init | mode | labels | macro AUROC | runs |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Gain over random init of the same architecture (points, paired bootstrap 95% CI):
+
+| mode | labels | gain | 95% CI |
+|---|---|---|---|
+{chr(10).join(gains)}
+
+## Intended use and limits
+A starting point for fine-tuning 12-lead (or masked reduced-lead) ECG classifiers with few
+labels, in research. It is not a medical device. It was pretrained on about two thousand
+records from a handful of sources; expect smaller gains on other populations and devices.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--init", default="bell", help="The report's name for this encoder.")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    keep = {
+        "data": results["data"],
+        "seeds": results["seeds"],
+        "folds": results.get("folds"),
+        "summary": [
+            {"init": k[0], "mode": k[1], "fraction": k[2], "mean": v[0], "std": v[1], "runs": v[2]}
+            for k, v in sorted(summarize(results["results"]).items())
+        ],
+        "gains_over_random_init": [g for g in results["gains"] if g["init"] == args.init],
+    }
+    out = pack(args.run, args.name, keep, card(args.name, args.run, results, args.init),
+               force=args.force)  # fmt: skip
+    print(f"{out}: shipped")
+
+
+if __name__ == "__main__":
+    main()
