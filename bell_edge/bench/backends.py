@@ -86,7 +86,7 @@ def _torch_runner(bundle: Bundle, threads: int, device: str) -> Runner:
     import torch
 
     from bell_edge.config import to_dict
-    from bell_edge.train.finetune import load_classifier
+    from bell_edge.models.artifact import load_classifier
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)

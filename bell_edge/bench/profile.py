@@ -108,7 +108,7 @@ def _torch_profile(bundle: Bundle, x, m, threads: int, warmup: int, runs: int, t
     from torch import nn
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from bell_edge.train.finetune import load_classifier
+    from bell_edge.models.artifact import load_classifier
 
     torch.set_num_threads(threads)
     model = load_classifier(source_checkpoint(bundle)).model.eval()

@@ -28,9 +28,8 @@ from bell_edge.errors import CheckFailed, InputError
 from bell_edge.export.bundle import check_target, write_bundle
 from bell_edge.export.onnx import export_fp32
 from bell_edge.export.tensorrt import build_engine, require_tensorrt
+from bell_edge.models.artifact import labeled_rows, load_classifier
 from bell_edge.runtime.bundle import Bundle
-from bell_edge.train.evaluate import labeled_rows
-from bell_edge.train.finetune import load_classifier
 
 CALIBRATION_WINDOWS = 512
 
