@@ -108,8 +108,11 @@ def write(results: list[dict], args) -> None:
         f"the rest of `FinetuneConfig` defaults.",
         "",
         "Pretraining runs: "
-        + "; ".join(f"`{name}`: {_pretrain_facts(Path(path))}" for name, path in
-                    (item.split("=", 1) for item in args.init)) + ".",  # fmt: skip
+        + "; ".join(
+            f"`{name}`: {_pretrain_facts(Path(path))}"
+            for name, path in (item.split("=", 1) for item in args.init)
+        )
+        + ".",  # fmt: skip
         "",
         "| init | recipe | overrides | macro AUROC |",
         "|---|---|---|---|",

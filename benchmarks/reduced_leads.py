@@ -41,7 +41,7 @@ def main() -> None:
     m = machine()
     rows = []
     for precision in ("int8", "fp32"):
-        engine = Engine(args.bundle, precision)
+        engine = Engine(args.bundle, precision=precision)
         cache = data_cache.load(args.data, engine.bundle.preprocess, progress=False)
         val = labeled_rows(cache, "val", engine.classes, args.data)
         full = None

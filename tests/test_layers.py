@@ -18,7 +18,7 @@ BASE = {"config", "errors", "files", "metrics"}
 TOP = {"cli", "demo", "replay"}
 TORCH_FREE = ("data", "runtime")
 _STDLIB = sys.stdlib_module_names | {"__future__"}
-RUNTIME_THIRD_PARTY = {"numpy", "scipy", "onnxruntime", "tensorrt", "ai_edge_litert"}
+RUNTIME_THIRD_PARTY = {"numpy", "scipy", "onnxruntime", "tensorrt", "cuda", "ai_edge_litert"}
 
 
 def layer(module: str) -> str:
@@ -95,14 +95,15 @@ def test_runtime_third_party_imports(module):
 def test_the_check_sees_an_upward_import(tmp_path):
     """The parser resolves relative and function-level imports (else the checks prove nothing)."""
     path = tmp_path / "probe.py"
-    path.write_text("def f():\n    from ..train import finetune\n    import bell_edge.bench.latency\n")
+    path.write_text(
+        "def f():\n    from ..train import finetune\n    import bell_edge.bench.latency\n"
+    )
     found = imports(path, "bell_edge.compress.probe")
     assert {"bell_edge.train.finetune", "bell_edge.bench.latency"} <= found
     init = tmp_path / "__init__.py"
     init.write_text("from .engine import Engine\n")
     assert "bell_edge.runtime.engine" in imports(init, "bell_edge.runtime")
     assert layer("bell_edge.bench.latency") == "bench"
-
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def evaluate_bundle(
     """The bundle's ONNX model (INT8 or FP32) through ONNX Runtime, scored as a torch run is."""
     from bell_edge.runtime.engine import Engine
 
-    engine = Engine(bundle, precision)
+    engine = Engine(bundle, precision=precision)
     cache = data_cache.load(data, engine.bundle.preprocess)
     rows = labeled_rows(cache, split, engine.classes, data)
     scores = engine.probabilities(cache.windows[rows], cache.lead_masks[rows])
