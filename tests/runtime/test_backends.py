@@ -62,3 +62,16 @@ def test_tensorrt_without_the_library_is_one_line(tiny_bundle):
     path = read_bundle(tiny_bundle).models["int8-tensorrt"].path
     with pytest.raises(BackendUnavailable, match="backend tensorrt: tensorrt is not installed"):
         open_model("tensorrt", path)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="tensorrt not installed")
+def test_tensorrt_engine_from_the_qdq_onnx_computes_the_emulated_int8(tiny_bundle, ptbxl_cache):
+    """The engine built from the S8S8 Q/DQ ONNX against ORT running the Q/DQ ops as float ops
+    (the arithmetic TensorRT's explicit quantization specifies)."""
+    bundle = read_bundle(tiny_bundle)
+    x = ptbxl_cache.windows[:40]
+    m = ptbxl_cache.lead_masks[:40].astype(np.float32)
+    expected = run_onnx(bundle.models["int8-tensorrt"].path, x, m, optimize=False)
+    got = Engine(bundle, backend="tensorrt", precision="int8").logits(x, m)
+    assert np.abs(got - expected).max() < 0.1 * np.abs(expected).max()
