@@ -546,8 +546,9 @@ def demo(data, out, budget) -> None:
 def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
     """Prune a fine-tuned model's encoder channels, then fine-tune it briefly to recover."""
     from bell_edge.compress.prune import prune_run
+    from bell_edge.train.finetune import finetune
 
-    r = prune_run(ckpt, ratio, data, out, epochs, force, progress=not as_json,
+    r = prune_run(ckpt, ratio, data, out, finetune, epochs, force, progress=not as_json,
                   step=lambda name: click.echo(f"... {name}", err=True))  # fmt: skip
     if as_json:
         _print_json(r)

@@ -53,7 +53,7 @@ def replay(
     if plot is not None and not Path(plot).parent.is_dir():
         raise InputError(f"{plot}: folder {Path(plot).parent} does not exist")
     record = read_record(path)
-    engine = Engine(bundle, precision)
+    engine = Engine(bundle, precision=precision)
     leads = present_leads(record)
     try:
         monitor = StreamingMonitor(engine, record.fs, leads, hop_s=hop_s)

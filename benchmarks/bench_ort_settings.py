@@ -1,16 +1,19 @@
-"""ONNX Runtime session settings tried on a bundle's FP32 and INT8 (CPU variant) models.
+"""Which graph and ONNX Runtime session settings run a bundle's model fastest on this CPU.
 
-Are the models run as fast as ONNX Runtime can? Each setting is a session of its own in this
-process; the sessions take turns in rotating rounds (warm-up each round), so the ratios against
-the default session of the same model hold on a loaded machine. Inputs: real windows
-(`bell_edge.bench.latency.bench_inputs`). Settings: graph optimization levels, FP32's
-denormals-as-zero, INT8's `session.x64quantprecision` (the U8U8 kernels that cannot saturate on
-CPUs without VNNI), and, with 2 threads, thread-pool spinning and dynamic block sizes. Plus one
-graph rewrite: the FP32 model's 1-D convs as 2-D convs of height 1 (`as_conv2d`), which ONNX
-Runtime's NCHWc layout optimizer handles while it leaves 1-D convs to im2col + GEMM.
+The graphs are rebuilt from the bundle's source checkpoint, so today's and the candidate forms
+are measured side by side: FP32 as exported (1-D convs) and with every conv as a 2-D conv of
+height 1 (`bell_edge.export.onnx.as_conv2d`: ONNX Runtime's NCHWc layout optimizer takes 2-D
+convs only), and INT8 (U8 activations, per-channel S8 weights, the bundle's calibration
+windows and FP32-kept nodes) quantized from each, with 7-bit weights (`reduce_range`, safe
+without VNNI) and full 8-bit ones. Each INT8 graph also runs with `session.x64quantprecision`
+(U8U8 kernels that cannot saturate). Every session runs in this process; they take turns in
+rotating rounds (warm-up each round), so ratios within the run hold on a loaded machine; the
+load average is recorded every round. Accuracy: each session's logits on 64 real windows
+against the FP32 Conv1d graph's (max |diff| and SQNR).
 
-Usage: python benchmarks/bench_ort_settings.py BUNDLE [--batch 1,32] [--runs 200] [--data DIR]
-Writes benchmarks/results/bench_ort_settings.{json,md}.
+Usage: python benchmarks/bench_ort_settings.py BUNDLE [--calib MANIFEST] [--batch 1,32]
+       [--runs 300] [--data DIR]
+Writes benchmarks/results/bench_ort_settings_<ISA>.{json,md} (ISA: avx512_vnni or avx2).
 """
 
 from __future__ import annotations
@@ -25,64 +28,30 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
 from tqdm import tqdm
 
+from bell_edge.bench.backends import source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.bench.machine import describe, summary
+from bell_edge.compress.calibration import load_windows, read_manifest
+from bell_edge.compress.quantize import quantize_cpu
+from bell_edge.export.onnx import as_conv2d, export_fp32
+from bell_edge.models.artifact import load_classifier
 from bell_edge.runtime.bundle import read_bundle
 
 ROOT = Path(__file__).resolve().parent
-CONV2D = "model.onnx as Conv2d"
-LEVEL = ort.GraphOptimizationLevel
-# name: (model files it applies to, threads, graph level, session config entries)
-CASES = {
-    "default (ORT_ENABLE_ALL)": (("model.onnx", "model.int8.onnx"), 1, LEVEL.ORT_ENABLE_ALL, {}),
-    "ORT_ENABLE_EXTENDED": (("model.onnx", "model.int8.onnx"), 1, LEVEL.ORT_ENABLE_EXTENDED, {}),
-    "ORT_ENABLE_BASIC": (("model.onnx", "model.int8.onnx"), 1, LEVEL.ORT_ENABLE_BASIC, {}),
-    "set_denormal_as_zero": (("model.onnx",), 1, LEVEL.ORT_ENABLE_ALL,
-                             {"session.set_denormal_as_zero": "1"}),
-    "x64quantprecision (U8U8)": (("model.int8.onnx",), 1, LEVEL.ORT_ENABLE_ALL,
-                                 {"session.x64quantprecision": "1"}),
-    "2 threads": (("model.onnx", "model.int8.onnx"), 2, LEVEL.ORT_ENABLE_ALL, {}),
-    "2 threads, no spinning": (("model.onnx", "model.int8.onnx"), 2, LEVEL.ORT_ENABLE_ALL,
-                               {"session.intra_op.allow_spinning": "0"}),
-    "2 threads, dynamic_block_base 4": (("model.onnx", "model.int8.onnx"), 2,
-                                        LEVEL.ORT_ENABLE_ALL, {"session.dynamic_block_base": "4"}),
-    "graph rewrite: Conv1d as Conv2d (H=1)": ((CONV2D,), 1, LEVEL.ORT_ENABLE_ALL, {}),
-}  # fmt: skip
-BASE = "default (ORT_ENABLE_ALL)"
-
-
-def as_conv2d(src: Path, dst: Path) -> None:
-    """Rewrite a bundle FP32 graph (lead Slices feeding per-lead Conv1d branches) so the tensor
-    the Slices read gains a height axis of 1 and every Conv is 2-D; adds, ReLUs, global pooling,
-    the Concat and the Flatten work unchanged on 4-D tensors."""
-    model = onnx.load(src)
-    g = model.graph
-    weights = {w.name: w for w in g.initializer}
-    slices = [n for n in g.node if n.op_type == "Slice"]
-    source = {n.input[0] for n in slices}
-    if len(source) != 1:
-        raise SystemExit(f"{src}: expected lead Slices of one tensor, found {sorted(source)}")
-    source = source.pop()
-    g.initializer.append(numpy_helper.from_array(np.array([2], np.int64), "h_axis"))
-    for n in slices:
-        n.input[0] = f"{source}_h"
-    for n in g.node:
-        if n.op_type != "Conv":
-            continue
-        w = weights[n.input[1]]
-        w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w)[:, :, None], w.name))
-        for a in n.attribute:
-            if a.name in ("kernel_shape", "strides", "dilations"):
-                a.ints[:] = [1, a.ints[0]]
-            elif a.name == "pads":
-                a.ints[:] = [0, a.ints[0], 0, a.ints[1]]
-    first = min(i for i, n in enumerate(g.node) if n.op_type == "Slice")
-    g.node.insert(first, helper.make_node("Unsqueeze", [source, "h_axis"], [f"{source}_h"]))
-    del g.value_info[:]
-    onnx.save(model, dst)
+REPO = ROOT.parent
+X64 = {"session.x64quantprecision": "1"}
+BASE = ("fp32 Conv1d", "default")
+# name: (precision, graph, 8-bit weights)
+GRAPHS = {
+    "fp32 Conv1d": ("fp32", "conv1d", None),
+    "fp32 Conv2d": ("fp32", "conv2d", None),
+    "int8 Conv1d 7-bit w": ("int8", "conv1d", False),
+    "int8 Conv1d 8-bit w": ("int8", "conv1d", True),
+    "int8 Conv2d 7-bit w": ("int8", "conv2d", False),
+    "int8 Conv2d 8-bit w": ("int8", "conv2d", True),
+}
 
 
 def session(path: Path, threads: int, level, config: dict) -> ort.InferenceSession:
@@ -95,13 +64,36 @@ def session(path: Path, threads: int, level, config: dict) -> ort.InferenceSessi
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def build_graphs(bundle, calib: Path, x: np.ndarray, m: np.ndarray, tmp: Path) -> dict:
+    """The six graphs of GRAPHS as files in `tmp`."""
+    clf = load_classifier(source_checkpoint(bundle))
+    paths = {"fp32 Conv1d": tmp / "conv1d.onnx", "fp32 Conv2d": tmp / "conv2d.onnx"}
+    export_fp32(clf.model, paths["fp32 Conv1d"], x[:32], m[:32])
+    onnx.save(as_conv2d(onnx.load(paths["fp32 Conv1d"])), paths["fp32 Conv2d"])
+    windows, masks = load_windows(read_manifest(calib), cfg=clf.preprocess)
+    excluded = (bundle.manifest.get("metrics") or {}).get("excluded_nodes", [])
+    for name, (precision, graph, full) in GRAPHS.items():
+        if precision == "int8":
+            paths[name] = tmp / f"{graph}-{8 if full else 7}bit.int8.onnx"
+            quantize_cpu(paths[f"fp32 {graph.capitalize()}"], paths[name], windows,
+                         masks.astype(np.float32), exclude_nodes=excluded,
+                         reduce_range=not full)  # fmt: skip
+    return paths
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    return float(10 * np.log10((ref**2).sum() / max(((ref - got) ** 2).sum(), 1e-30)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("bundle", type=Path)
+    parser.add_argument("--calib", type=Path,
+                        default=REPO / "calibration" / "ptbxl100-train+cpsc2018.json")  # fmt: skip
     parser.add_argument("--batch", default="1,32")
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=None)
@@ -111,26 +103,30 @@ def main() -> None:
     bundle = read_bundle(args.bundle)
     batches = [int(b) for b in args.batch.split(",")]
     x, m, data = bench_inputs(bundle, args.data, max(64, 2 * max(batches)))
-    load_start = describe()
-    paths = {f: bundle.path(f) for f in ("model.onnx", "model.int8.onnx")}
+    machine = describe()
     tmp = tempfile.TemporaryDirectory()
-    paths[CONV2D] = Path(tmp.name) / "model2d.onnx"
-    as_conv2d(paths["model.onnx"], paths[CONV2D])
-    cases = [
-        (name, file, session(paths[file], threads, level, config))
-        for name, (files, threads, level, config) in CASES.items()
-        for file in files
-    ]
-    check = {"ecg": x[:32], "lead_mask": m[:32]}
-    logits = {file: sess.run(["logits"], check)[0] for name, file, sess in cases if name == BASE}
-    logits[CONV2D] = next(s for n, f, s in cases if f == CONV2D).run(["logits"], check)[0]
-    if np.abs(logits[CONV2D] - logits["model.onnx"]).max() > 1e-4:
+    paths = build_graphs(bundle, args.calib, x, m, Path(tmp.name))
+    level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    cases = [(g, "default", session(paths[g], 1, level, {})) for g in GRAPHS]
+    cases += [(g, "x64quantprecision", session(paths[g], 1, level, X64))
+              for g, (p, _, _) in GRAPHS.items() if p == "int8"]  # fmt: skip
+    ref = next(s for g, c, s in cases if (g, c) == BASE).run(
+        ["logits"], {"ecg": x, "lead_mask": m}
+    )[0]
+    accuracy = {}
+    for g, c, s in cases:
+        got = s.run(["logits"], {"ecg": x, "lead_mask": m})[0]
+        accuracy[(g, c)] = {"max_abs_logit_diff": float(np.abs(got - ref).max()),
+                            "sqnr_db": sqnr_db(ref, got)}  # fmt: skip
+    if accuracy[("fp32 Conv2d", "default")]["max_abs_logit_diff"] > 1e-4:
         raise SystemExit("the Conv2d rewrite does not compute the FP32 model's logits")
-    times = {(name, file, b): [] for name, file, _ in cases for b in batches}
+    times = {(g, c, b): [] for g, c, _ in cases for b in batches}
     per_round = -(-args.runs // args.rounds)
+    loads = []
     for r in tqdm(range(args.rounds), desc="rounds"):
+        loads.append(round(os.getloadavg()[0], 2))
         shift = r % len(cases)
-        for name, file, sess in cases[shift:] + cases[:shift]:
+        for g, c, sess in cases[shift:] + cases[:shift]:
             for b in batches:
                 feed = {"ecg": x[:b], "lead_mask": m[:b]}
                 for _ in range(args.warmup):
@@ -140,44 +136,47 @@ def main() -> None:
                     feed = {"ecg": x[s : s + b], "lead_mask": m[s : s + b]}
                     t0 = time.perf_counter()
                     sess.run(["logits"], feed)
-                    times[(name, file, b)].append(time.perf_counter() - t0)
+                    times[(g, c, b)].append(time.perf_counter() - t0)
     rows = []
-    for (name, file, b), t in times.items():
+    for (g, c, b), t in times.items():
         ms = 1e3 * np.asarray(t)
-        rows.append({"setting": name, "model": file, "batch": b, "p50_ms": float(np.median(ms)),
-                     "min_ms": float(ms.min()), "runs": len(ms)})  # fmt: skip
-    base = {(r["model"], r["batch"]): r for r in rows if r["setting"] == BASE}
+        rows.append({"graph": g, "setting": c, "batch": b, "p50_ms": float(np.median(ms)),
+                     "min_ms": float(ms.min()), "runs": len(ms), **accuracy[(g, c)]})  # fmt: skip
+    base = {r["batch"]: r for r in rows if (r["graph"], r["setting"]) == BASE}
     for r in rows:
-        if r["model"] == CONV2D:
-            r["model"] = "model.onnx"
-        ref = base[(r["model"], r["batch"])]
-        r["speedup_p50"] = ref["p50_ms"] / r["p50_ms"]
-        r["speedup_min"] = ref["min_ms"] / r["min_ms"]
-    machine = {**load_start, "load_average_end": round(os.getloadavg()[0], 2)}
-    result = {"bundle": str(bundle.root), "data": data, "runs": args.runs, "machine": machine,
-              "rows": rows}  # fmt: skip
+        r["speedup_p50_vs_fp32_conv1d"] = base[r["batch"]]["p50_ms"] / r["p50_ms"]
+        r["speedup_min_vs_fp32_conv1d"] = base[r["batch"]]["min_ms"] / r["min_ms"]
+    machine["load_average_rounds"] = loads
+    machine["load_average_end"] = round(os.getloadavg()[0], 2)
+    isa = "avx512_vnni" if "avx512_vnni" in machine["isa"] else "avx2"
+    result = {"bundle": str(bundle.root), "data": data, "runs": args.runs, "isa": isa,
+              "machine": machine, "rows": rows}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_ort_settings.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"bench_ort_settings_{isa}.json").write_text(json.dumps(result, indent=1))
     lines = [
-        "# ONNX Runtime session settings",
+        f"# ONNX Runtime graphs and settings, {isa}",
         "",
         f"Command: `python benchmarks/bench_ort_settings.py {args.bundle} --batch {args.batch} "
-        f"--runs {args.runs}`. Machine: {summary(machine)}; load average "
-        f"{machine['load_average']} at the start, {machine['load_average_end']} at the end.",
+        f"--runs {args.runs}`. Machine: {summary(machine)}; load average per round "
+        f"{loads}, {machine['load_average_end']} at the end (other jobs shared the cores).",
         "",
-        "Speed-ups are against the default session (ORT_ENABLE_ALL, 1 thread) of the same "
-        "model and batch, in the same run: p50s, and fastest runs (less touched by load). "
-        "INT8 against FP32: compare the p50 or min columns across models.",
+        "All on 1 thread, ORT_ENABLE_ALL. Speed-ups are against the FP32 Conv1d graph (the "
+        "export before this change) at the same batch, in the same run: p50s, and fastest runs "
+        "(least touched by load). Logit error: against the FP32 Conv1d graph on 64 real "
+        "windows.",
         "",
-        "| model | batch | setting | p50 ms | min ms | speed-up (p50) | speed-up (min) |",
-        "|---|---|---|---|---|---|---|",
+        "| graph | setting | batch | p50 ms | min ms | x FP32 Conv1d (p50) | x (min) | "
+        "max abs logit diff | SQNR dB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["model"], r["batch"], -r["speedup_min"])):
+    for r in sorted(rows, key=lambda r: (r["batch"], -r["speedup_p50_vs_fp32_conv1d"])):
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['setting']} | {r['p50_ms']:.3f} | "
-            f"{r['min_ms']:.3f} | {r['speedup_p50']:.2f}x | {r['speedup_min']:.2f}x |"
+            f"| {r['graph']} | {r['setting']} | {r['batch']} | {r['p50_ms']:.3f} | "
+            f"{r['min_ms']:.3f} | {r['speedup_p50_vs_fp32_conv1d']:.2f}x | "
+            f"{r['speedup_min_vs_fp32_conv1d']:.2f}x | {r['max_abs_logit_diff']:.2g} | "
+            f"{r['sqnr_db']:.1f} |"
         )
-    (args.out / "bench_ort_settings.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"bench_ort_settings_{isa}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

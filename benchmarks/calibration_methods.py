@@ -19,7 +19,7 @@ from bell_edge.compress.gate import compare, onnx_scores
 from bell_edge.compress.pipeline import eval_set
 from bell_edge.compress.quantize import quantize_cpu
 from bell_edge.export.onnx import export_fp32
-from bell_edge.train.finetune import load_classifier
+from bell_edge.models.artifact import load_classifier
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent

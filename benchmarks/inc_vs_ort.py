@@ -35,7 +35,7 @@ from bell_edge.compress.gate import compare, onnx_scores
 from bell_edge.compress.pipeline import CALIBRATION_WINDOWS, eval_set
 from bell_edge.compress.quantize import quantize_cpu
 from bell_edge.export.onnx import INPUT, MASK, OUTPUT, export_fp32
-from bell_edge.train.finetune import load_classifier
+from bell_edge.models.artifact import load_classifier
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "ptbxl100"

@@ -104,7 +104,7 @@ def main() -> None:
 
     m = machine()
     x = stream(args.minutes)
-    engines = {p: Engine(args.bundle, p) for p in ("int8", "fp32")}
+    engines = {p: Engine(args.bundle, precision=p) for p in ("int8", "fp32")}
     stages = {p: breakdown(e, x) for p, e in engines.items()}
     rows = run(engines, x, args.packet_ms)
     for row in rows:

@@ -32,7 +32,8 @@ from bell_edge.bench.machine import summary as machine_summary  # noqa: E402
 from bell_edge.compress.pipeline import export_bundle  # noqa: E402
 from bell_edge.compress.prune import prune_run, size  # noqa: E402
 from bell_edge.errors import CheckFailed  # noqa: E402
-from bell_edge.train.finetune import load_classifier  # noqa: E402
+from bell_edge.models.artifact import load_classifier  # noqa: E402
+from bell_edge.train.finetune import finetune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -56,7 +57,7 @@ def prepare(args) -> list[dict]:
             info = {**size(clf), "val_macro_auroc_torch": clf.meta["val_macro_auroc"]}
         else:
             run = args.work / f"prune-{tag}"
-            report = prune_run(args.ckpt, ratio, args.data, run, args.epochs, force=True,
+            report = prune_run(args.ckpt, ratio, args.data, run, finetune, args.epochs, force=True,
                                progress=False)  # fmt: skip
             after = report["after"]
             info = {

@@ -17,8 +17,9 @@ import numpy as np
 from monitor_common import DATA, DEFAULT_BUNDLE, ROOT, machine, machine_line, write
 
 from bell_edge.data import cache as data_cache
+from bell_edge.models.artifact import labeled_rows
 from bell_edge.runtime.engine import Engine
-from bell_edge.train.evaluate import labeled_rows, score
+from bell_edge.train.evaluate import score
 
 LEAD_SETS = {
     "12 leads": None,
@@ -40,7 +41,7 @@ def main() -> None:
     m = machine()
     rows = []
     for precision in ("int8", "fp32"):
-        engine = Engine(args.bundle, precision)
+        engine = Engine(args.bundle, precision=precision)
         cache = data_cache.load(args.data, engine.bundle.preprocess, progress=False)
         val = labeled_rows(cache, "val", engine.classes, args.data)
         full = None

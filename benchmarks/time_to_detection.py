@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from bell_edge.data import cache as data_cache
 from bell_edge.data.records import read_record
+from bell_edge.metrics import best_f1_thresholds
 from bell_edge.runtime.engine import Engine
 from bell_edge.runtime.monitor import StreamingMonitor
-from bell_edge.train.metrics import best_f1_thresholds
 
 WINDOW_S, HOP_S = 10.0, 1.0
 RULES = {

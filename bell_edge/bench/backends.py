@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from bell_edge.errors import InputError
-from bell_edge.runtime.bundle import Bundle, read_bundle
+from bell_edge.runtime.backends import open_model
+from bell_edge.runtime.bundle import Bundle, BundleError, Model, read_bundle
+from bell_edge.runtime.engine import select_model
 
-CHECK_WINDOWS = 32  # inputs of the logits check against ORT FP32 (TensorRT profiles stop at 32)
+CHECK_WINDOWS = 32  # inputs of the logits check against ORT FP32
 FEEDS = 4  # distinct input batches each batch size cycles through
 
 
@@ -35,27 +37,24 @@ class Backend:
     label: str
     precision: str  # fp32 | int8 | bf16: the peak it is measured against
     device: str  # cpu | cuda
-    file: str | None  # the bundle file it runs; None: the source checkpoint (torch)
+    runtime: str | None  # the runtime backend (registry name); None: torch on the checkpoint
+    model: str | None = None  # the bundle model to run; None: the one the runtime would pick
 
 
 BACKENDS = {
     b.name: b
     for b in (
         Backend("torch-fp32", "torch eager FP32", "fp32", "cpu", None),
-        Backend("ort-fp32", "ORT FP32", "fp32", "cpu", "model.onnx"),
-        Backend("ort-int8", "ORT INT8, CPU variant (U8S8)", "int8", "cpu", "model.int8.onnx"),
-        Backend(
-            "ort-int8-trt",
-            "ORT INT8, TensorRT variant (S8S8)",
-            "int8",
-            "cpu",
-            "model.int8.trt.onnx",
-        ),
+        Backend("ort-fp32", "ORT FP32", "fp32", "cpu", "ort-cpu"),
+        Backend("ort-int8", "ORT INT8, CPU variant (U8S8)", "int8", "cpu", "ort-cpu"),
+        Backend("ort-int8-trt", "ORT INT8, TensorRT variant (S8S8)", "int8", "cpu", "ort-cpu",
+                "int8-tensorrt"),
+        Backend("litert-int8", "LiteRT INT8 (full integer)", "int8", "cpu", "litert"),
         Backend("torch-cuda-bf16", "torch CUDA bf16", "bf16", "cuda", None),
-        Backend("ort-cuda-fp32", "ORT CUDA FP32", "fp32", "cuda", "model.onnx"),
-        Backend("tensorrt-int8", "TensorRT INT8 (model.plan)", "int8", "cuda", "model.plan"),
+        Backend("ort-cuda-fp32", "ORT CUDA FP32", "fp32", "cuda", "ort-cuda"),
+        Backend("tensorrt-int8", "TensorRT INT8", "int8", "cuda", "tensorrt"),
     )
-}
+}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,26 +66,28 @@ class Runner:
     run: Callable[[Any], np.ndarray]
 
 
-def _ort_runner(path: Path, threads: int, providers: list[str]) -> Runner:
-    import onnxruntime as ort
+def bundle_model(bundle: Bundle, name: str) -> Model | None:
+    """The bundle model a bench backend runs (None for torch); BundleError when it has none."""
+    backend = BACKENDS[name]
+    if backend.runtime is None:
+        return None
+    if backend.model is not None:
+        if backend.model not in bundle.models:
+            raise BundleError(f"{bundle.root}: has no model {backend.model!r}")
+        return bundle.models[backend.model]
+    return select_model(bundle, backend.runtime, backend.precision)
 
-    if providers[0] not in ort.get_available_providers():
-        raise RuntimeError(f"onnxruntime has no {providers[0]} (install onnxruntime-gpu)")
-    options = ort.SessionOptions()  # graph_optimization_level defaults to ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    return Runner(
-        feed=lambda x, m: {"ecg": x, "lead_mask": m},
-        run=lambda feed: session.run(["logits"], feed)[0],
-    )
+
+def _session_runner(path: Path, runtime: str, threads: int) -> Runner:
+    session = open_model(runtime, path, threads)
+    return Runner(feed=lambda x, m: (x, m), run=lambda feed: session.run(*feed))
 
 
 def _torch_runner(bundle: Bundle, threads: int, device: str) -> Runner:
     import torch
 
     from bell_edge.config import to_dict
-    from bell_edge.train.finetune import load_classifier
+    from bell_edge.models.artifact import load_classifier
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
@@ -115,51 +116,11 @@ def _torch_runner(bundle: Bundle, threads: int, device: str) -> Runner:
     return Runner(feed=pinned, run=run_cuda)
 
 
-def _tensorrt_runner(path: Path) -> Runner:
-    import tensorrt as trt
-    import torch
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        raise RuntimeError(f"{path}: TensorRT cannot load this engine (other GPU or version?)")
-    context = engine.create_execution_context()
-    stream = torch.cuda.Stream()
-
-    def feed(x, m):
-        inputs = {"ecg": torch.from_numpy(x).cuda(), "lead_mask": torch.from_numpy(m).cuda()}
-        for name, tensor in inputs.items():
-            context.set_input_shape(name, tuple(tensor.shape))
-        out = torch.empty(tuple(context.get_tensor_shape("logits")), device="cuda")
-        return {**inputs, "logits": out}, x, m
-
-    def run(staged):
-        tensors, x, m = staged
-        with torch.cuda.stream(stream):
-            tensors["ecg"].copy_(torch.from_numpy(x), non_blocking=True)
-            tensors["lead_mask"].copy_(torch.from_numpy(m), non_blocking=True)
-            for name, tensor in tensors.items():
-                if name != "logits":  # several batch sizes share the context
-                    context.set_input_shape(name, tuple(tensor.shape))
-                context.set_tensor_address(name, tensor.data_ptr())
-            context.execute_async_v3(stream.cuda_stream)
-            out = tensors["logits"].cpu()
-        return out.numpy()
-
-    return Runner(feed=feed, run=run)
-
-
 def make_runner(bundle: Bundle, name: str, threads: int) -> Runner:
     backend = BACKENDS[name]
-    if name == "torch-fp32":
-        return _torch_runner(bundle, threads, "cpu")
-    if name == "torch-cuda-bf16":
-        return _torch_runner(bundle, threads, "cuda")
-    path = bundle.path(backend.file)
-    if name == "tensorrt-int8":
-        return _tensorrt_runner(path)
-    provider = "CUDAExecutionProvider" if backend.device == "cuda" else "CPUExecutionProvider"
-    return _ort_runner(path, threads, [provider])
+    if backend.runtime is None:
+        return _torch_runner(bundle, threads, backend.device)
+    return _session_runner(bundle_model(bundle, name).path, backend.runtime, threads)
 
 
 def source_checkpoint(bundle: Bundle) -> Path:
@@ -179,20 +140,20 @@ def skip_reason(bundle: Bundle, name: str, gpu: str | None) -> str | None:
     backend = BACKENDS[name]
     if backend.device == "cuda" and gpu is None:
         return "no CUDA GPU on this machine"
-    if backend.file and backend.file not in bundle.files:
-        return f"the bundle has no {backend.file}"
-    if backend.file is None:
-        try:
+    try:
+        if backend.runtime is None:
             source_checkpoint(bundle)
-        except InputError as exc:
-            return str(exc)
+        else:
+            bundle_model(bundle, name)
+    except InputError as exc:
+        return str(exc)
     return None
 
 
 def model_bytes(bundle: Bundle, name: str) -> int:
     """Size of the file a backend loads (the checkpoint for torch)."""
-    file = BACKENDS[name].file
-    return (source_checkpoint(bundle) if file is None else bundle.path(file)).stat().st_size
+    model = bundle_model(bundle, name)
+    return (source_checkpoint(bundle) if model is None else model.path).stat().st_size
 
 
 def peak_rss_mb() -> float:

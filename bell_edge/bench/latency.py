@@ -28,12 +28,19 @@ import numpy as np
 from tqdm import tqdm
 
 from bell_edge.bench import roofline
-from bell_edge.bench.backends import BACKENDS, model_bytes, skip_reason, source_checkpoint
+from bell_edge.bench.backends import (
+    BACKENDS,
+    bundle_model,
+    model_bytes,
+    skip_reason,
+    source_checkpoint,
+)
 from bell_edge.bench.machine import describe
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
 from bell_edge.files import write_json
 from bell_edge.runtime.bundle import Bundle, read_bundle
+from bell_edge.runtime.engine import select_model
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptbxl100"
 RSS_METHOD = (
@@ -249,7 +256,7 @@ def _report(bundles, ready, skipped, machine, settings) -> dict[str, Any]:
         {
             "path": str(b.root),
             "name": b.root.name,
-            "macs_per_window": roofline.total_macs(b.path("model.onnx"), 1),
+            "macs_per_window": roofline.total_macs(select_model(b, "ort-cpu", "fp32").path, 1),
             "model_config": b.manifest.get("model_config"),
             "metrics": b.manifest.get("metrics"),
             "source_checkpoint": b.manifest.get("source_checkpoint"),
@@ -261,6 +268,7 @@ def _report(bundles, ready, skipped, machine, settings) -> dict[str, Any]:
     for w in ready:
         backend, bundle = BACKENDS[w.backend], bundles[w.bundle]
         ref = fp32.get(w.bundle)
+        model = bundle_model(bundle, w.backend)
         for b, times in w.times.items():
             if b in w.errors:
                 skipped.append({"bundle": w.bundle, "backend": w.backend, "batch": b,
@@ -272,7 +280,8 @@ def _report(bundles, ready, skipped, machine, settings) -> dict[str, Any]:
                 "label": backend.label,
                 "precision": backend.precision,
                 "device": backend.device,
-                "file": backend.file or str(source_checkpoint(bundle)),
+                "file": str(model.path if model else source_checkpoint(bundle)),
+                "model": model.name if model else None,
                 "file_mb": model_bytes(bundle, w.backend) / 1e6,
                 "threads": w.threads,
                 "batch": b,

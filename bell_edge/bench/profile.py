@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from bell_edge.bench import roofline
-from bell_edge.bench.backends import BACKENDS, source_checkpoint
+from bell_edge.bench.backends import bundle_model, source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.errors import InputError
 from bell_edge.files import staged_dir
+from bell_edge.runtime.backends import open_model
 from bell_edge.runtime.bundle import Bundle, read_bundle
 
 PROFILE_BACKENDS = ("ort-int8", "ort-fp32", "torch")
@@ -77,17 +78,10 @@ def trim(events: list[dict], start: float, runs: int = TRACE_RUNS) -> list[dict]
 
 
 def _ort_profile(path: Path, feed: dict, threads: int, warmup: int, runs: int, tmp: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.enable_profiling = True
-    options.profile_file_prefix = str(tmp / "ort")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_model("ort-cpu", path, threads, profile_prefix=str(tmp / "ort"))
     for _ in range(warmup + runs):
-        session.run(["logits"], feed)
-    raw = Path(session.end_profiling())
+        session.run(feed["ecg"], feed["lead_mask"])
+    raw = Path(session.session.end_profiling())
     events = json.loads(raw.read_text())
     raw.unlink()
     nodes, run_us, start = aggregate(events, warmup)
@@ -108,7 +102,7 @@ def _torch_profile(bundle: Bundle, x, m, threads: int, warmup: int, runs: int, t
     from torch import nn
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from bell_edge.train.finetune import load_classifier
+    from bell_edge.models.artifact import load_classifier
 
     torch.set_num_threads(threads)
     model = load_classifier(source_checkpoint(bundle)).model.eval()
@@ -190,7 +184,7 @@ def profile(
             file = source_checkpoint(bundle)
             layers, total_ms, trace = _torch_profile(bundle, x, m, threads, warmup, runs, tmp)
         else:
-            file = bundle.path(BACKENDS[backend].file)
+            file = bundle_model(bundle, backend).path
             feed = {"ecg": x, "lead_mask": m}
             layers, total_ms, trace = _ort_profile(file, feed, threads, warmup, runs, tmp)
         trace.rename(tmp / TRACE)

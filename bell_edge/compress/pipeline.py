@@ -28,9 +28,8 @@ from bell_edge.errors import CheckFailed, InputError
 from bell_edge.export.bundle import check_target, write_bundle
 from bell_edge.export.onnx import export_fp32
 from bell_edge.export.tensorrt import build_engine, require_tensorrt
+from bell_edge.models.artifact import labeled_rows, load_classifier
 from bell_edge.runtime.bundle import Bundle
-from bell_edge.train.evaluate import labeled_rows
-from bell_edge.train.finetune import load_classifier
 
 CALIBRATION_WINDOWS = 512
 
@@ -104,9 +103,15 @@ def export_bundle(
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        step("export FP32 ONNX + parity check")
-        parity = export_fp32(clf.model, tmp / "model.onnx", data.windows[:32], data.masks[:32])
+        step("export FP32 ONNX + parity checks")
+        sample = (data.windows[:32], data.masks[:32])
+        # The bundle's FP32 model has 2-D convs (ONNX Runtime's fastest FP32 form); the INT8
+        # models are quantized from the 1-D graph (2-D gains INT8 nothing; TensorRT takes 1-D).
+        source = tmp / "source.conv1d.onnx"
+        parity = {"model.onnx": export_fp32(clf.model, tmp / "model.onnx", *sample, conv2d=True),
+                  "quantization_source": export_fp32(clf.model, source, *sample)}  # fmt: skip
         files = {"model.onnx": tmp / "model.onnx"}
+        models = {"fp32": model_entry("model.onnx", "onnx", "fp32", "ort-cpu")}
         report: dict[str, Any] = {"parity": parity}
         manifest_extra: dict[str, Any] = {}
         if int8:
@@ -114,12 +119,12 @@ def export_bundle(
             windows, masks, calib_manifest = _calibration(Path(calib), clf)
 
             def quantize(excluded):
-                return quantize_cpu(tmp / "model.onnx", tmp / "model.int8.onnx", windows, masks,
+                return quantize_cpu(source, tmp / "model.int8.onnx", windows, masks,
                                     method=method, exclude_nodes=excluded)  # fmt: skip
 
             step(f"INT8 ({method}) + accuracy gate")
             gate = gated_quantize(
-                tmp / "model.onnx", tmp / "model.int8.onnx", quantize, data, clf.thresholds,
+                source, tmp / "model.int8.onnx", quantize, data, clf.thresholds,
                 max_drop,
             )  # fmt: skip
             report["gate"] = gate
@@ -130,7 +135,7 @@ def export_bundle(
                     "no bundle written"
                 )
             step("INT8 TensorRT variant (S8S8) + static check")
-            quantize_trt(tmp / "model.onnx", tmp / "model.int8.trt.onnx", windows, masks,
+            quantize_trt(source, tmp / "model.int8.trt.onnx", windows, masks,
                          method=method, exclude_nodes=gate["excluded"])  # fmt: skip
             problems = check_trt_qdq(tmp / "model.int8.trt.onnx")
             if problems:
@@ -139,10 +144,15 @@ def export_bundle(
                 )
             files["model.int8.onnx"] = tmp / "model.int8.onnx"
             files["model.int8.trt.onnx"] = tmp / "model.int8.trt.onnx"
+            models["int8"] = model_entry("model.int8.onnx", "onnx", "int8", "ort-cpu")
+            models["int8-tensorrt"] = model_entry("model.int8.trt.onnx", "onnx", "int8",
+                                                  "tensorrt")  # fmt: skip
             if engine == "tensorrt":
                 step("TensorRT engine")
                 report["tensorrt"] = build_engine(tmp / "model.int8.trt.onnx", tmp / "model.plan")
                 files["model.plan"] = tmp / "model.plan"
+                models["tensorrt-plan"] = model_entry("model.plan", "tensorrt-plan", "int8",
+                                                      "tensorrt")  # fmt: skip
             manifest_extra = {
                 "calibration": {
                     "name": calib_manifest.get("name"),
@@ -160,6 +170,7 @@ def export_bundle(
             "input_shape": [len(CANONICAL_LEADS), clf.preprocess.window_samples],
             "lead_order": list(CANONICAL_LEADS),
             "preprocess": config_dict(clf.preprocess),
+            "models": models,
             "preprocess_hash": config_hash(clf.preprocess),
             "model_config": config_dict(clf.model_config),
             "source_checkpoint": str(Path(ckpt).resolve()),
@@ -170,6 +181,11 @@ def export_bundle(
         card = model_card(clf, manifest, report)
         bundle = write_bundle(out, files, manifest, card, force=force)
     return bundle, report
+
+
+def model_entry(file: str, format: str, precision: str, backend: str) -> dict[str, str]:
+    """A row of the manifest's `models` table."""
+    return {"file": file, "format": format, "precision": precision, "backend": backend}
 
 
 def _manifest_hash(manifest: dict) -> str:

@@ -33,21 +33,20 @@ from bell_edge.config import FinetuneConfig, ModelConfig, load_toml
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
 from bell_edge.files import write_json
-from bell_edge.models.encoder import count_macs, count_params
-from bell_edge.models.heads import ECGClassifier
-from bell_edge.train.evaluate import labeled_rows
-from bell_edge.train.finetune import (
+from bell_edge.metrics import evaluate_scores
+from bell_edge.models.artifact import (
     CONFIG,
     MODEL,
     SUBSET,
     Classifier,
     check_run_dir,
-    finetune,
+    labeled_rows,
     load_classifier,
     per_record,
     predict,
 )
-from bell_edge.train.metrics import evaluate_scores
+from bell_edge.models.encoder import count_macs, count_params
+from bell_edge.models.heads import ECGClassifier
 
 ROUND_TO = 8
 SUMMARY = "prune.json"
@@ -148,13 +147,17 @@ def prune_run(
     ratio: float,
     data: str | Path,
     out: str | Path,
+    finetune: Callable[..., dict[str, Any]],
     epochs: int = 8,
     force: bool = False,
     progress: bool = True,
     step: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Prune the fine-tuned `ckpt`, fine-tune it `epochs` epochs on its own labeled subset of
-    `data`, save the run at `out` (model.pt as any fine-tuned run, plus prune.json)."""
+    `data`, save the run at `out` (model.pt as any fine-tuned run, plus prune.json).
+
+    `finetune` is the fine-tuning entry point (the CLI passes the trainer's), so that
+    compression imports nothing from the training layer."""
     if not 0 <= ratio < 1:
         raise InputError(f"--ratio {ratio}: must be in [0, 1)")
     if epochs < 1:

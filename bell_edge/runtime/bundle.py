@@ -5,10 +5,14 @@
 - `classes`: class names; `thresholds`: one decision threshold per class;
 - `input_shape`: `[leads, samples]` of one window; `lead_order`: the lead names, in input order;
 - `preprocess`: the `PreprocessConfig` as a dict;
-- `files`: `{name: sha256}` of every other file of the bundle (names relative to the folder).
+- `files`: `{name: sha256}` of every other file of the bundle (names relative to the folder);
+- `models`: `{name: {file, format, precision, backend}}`: each model, the listed file it is,
+  its format (`onnx`, `tensorrt-plan`, `tflite`), `fp32` or `int8`, and the backend it was
+  made and gated for (a `bell_edge.runtime.backends` registry name).
 Other keys (metrics, versions, calibration hash, ...) pass through in `Bundle.manifest`.
 A bundle is refused unless every listed file exists with its hash and every model file
-(`*.onnx`, `*.plan`) in the folder is listed.
+(`*.onnx`, `*.plan`, `*.tflite`) in the folder is listed, and every model names a listed file.
+Version 1 bundles (fixed model file names, no `models` table) are refused: re-export them.
 """
 
 from __future__ import annotations
@@ -24,15 +28,27 @@ import numpy as np
 from bell_edge.config import PreprocessConfig, from_dict
 from bell_edge.errors import InputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-MODEL_SUFFIXES = (".onnx", ".plan")
+MODEL_SUFFIXES = (".onnx", ".plan", ".tflite")
+MODEL_KEYS = ("file", "format", "precision", "backend")
 REQUIRED = ("format_version", "classes", "thresholds", "input_shape", "lead_order", "preprocess",
-            "files")  # fmt: skip
+            "files", "models")  # fmt: skip
 
 
 class BundleError(InputError):
     """A bundle that must not be loaded; one line naming the file and the fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """One entry of the manifest's `models` table, its file verified."""
+
+    name: str
+    path: Path
+    format: str
+    precision: str
+    backend: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +61,7 @@ class Bundle:
     preprocess: PreprocessConfig
     lead_order: tuple[str, ...]
     files: dict[str, Path]  # listed name -> verified path
+    models: dict[str, Model]  # the `models` table
 
     def path(self, name: str) -> Path:
         """The verified path of a listed file; BundleError when the bundle lacks it."""
@@ -82,9 +99,10 @@ def read_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{manifest_path}: not a JSON object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        hint = " (re-export it with this bell-edge)" if version == 1 else ""
         raise BundleError(
             f"{manifest_path}: format version {version!r} is not {FORMAT_VERSION}, the one "
-            "this reader knows"
+            f"this reader knows{hint}"
         )
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
@@ -104,9 +122,32 @@ def read_bundle(path: str | Path) -> Bundle:
         )
     if len(lead_order) != leads:
         raise BundleError(f"{manifest_path}: {len(lead_order)} lead names for {leads} input leads")
+    models = _models(manifest_path, manifest["models"], files)
     return Bundle(
-        root, manifest, classes, thresholds, (leads, samples), preprocess, lead_order, files
-    )
+        root, manifest, classes, thresholds, (leads, samples), preprocess, lead_order, files,
+        models,
+    )  # fmt: skip
+
+
+def _models(manifest_path: Path, table: object, files: dict[str, Path]) -> dict[str, Model]:
+    """The `models` table, every entry complete and naming a listed file."""
+    if not isinstance(table, dict) or not table:
+        raise BundleError(
+            f"{manifest_path}: `models` is not a {{name: {{{', '.join(MODEL_KEYS)}}}}} table"
+        )
+    models = {}
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or any(
+            not isinstance(entry.get(k), str) for k in MODEL_KEYS
+        ):
+            raise BundleError(f"{manifest_path}: model {name!r} needs {', '.join(MODEL_KEYS)}")
+        if entry["file"] not in files:
+            raise BundleError(
+                f"{manifest_path}: model {name!r} file {entry['file']!r} is not listed in `files`"
+            )
+        models[name] = Model(name, files[entry["file"]], entry["format"], entry["precision"],
+                             entry["backend"])  # fmt: skip
+    return models
 
 
 def _verified_files(root: Path, listed: object) -> dict[str, Path]:

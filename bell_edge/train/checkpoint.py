@@ -1,34 +1,16 @@
-"""Checkpoints: state dicts and plain values only, written atomically, read with weights_only."""
+"""Checkpoints (save/load live in `bell_edge.models.checkpoint`) and the RNG state of a run."""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bell_edge.errors import InputError
-from bell_edge.files import staged_file
+from bell_edge.models.checkpoint import load, save
 
-
-def save(obj: dict[str, Any], path: str | Path) -> None:
-    """Write to a temporary file beside `path`, then rename: a kill never leaves half a file."""
-    with staged_file(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`: no code from the file ever runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such checkpoint")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable bell-edge checkpoint ({first[:120]})") from None
+__all__ = ["load", "rng_state", "save", "seed_everything", "set_rng_state"]
 
 
 def rng_state() -> dict[str, Any]:

@@ -9,25 +9,8 @@ import numpy as np
 
 from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import WindowCache
-from bell_edge.errors import InputError
-from bell_edge.train.finetune import load_classifier, per_record, predict
-from bell_edge.train.metrics import evaluate_scores
-
-
-def labeled_rows(cache: WindowCache, split: str, classes: tuple[str, ...], data) -> np.ndarray:
-    """Rows of `split`, checked: labeled, classes as the model's, not empty."""
-    if not cache.classes:
-        raise InputError(f"{data}: unlabeled; evaluation needs labels")
-    if tuple(cache.classes) != tuple(classes):
-        raise InputError(
-            f"{data}: classes {', '.join(cache.classes)} do not match the model's "
-            f"{', '.join(classes)}"
-        )
-    rows = cache.rows(split)
-    if len(rows) == 0:
-        have = sorted(set(cache.splits) - {""}) or ["all"]
-        raise InputError(f"{data}: no records in split {split!r} (it has: {', '.join(have)})")
-    return rows
+from bell_edge.metrics import evaluate_scores
+from bell_edge.models.artifact import labeled_rows, load_classifier, per_record, predict
 
 
 def score(
@@ -46,7 +29,7 @@ def evaluate_bundle(
     """The bundle's ONNX model (INT8 or FP32) through ONNX Runtime, scored as a torch run is."""
     from bell_edge.runtime.engine import Engine
 
-    engine = Engine(bundle, precision)
+    engine = Engine(bundle, precision=precision)
     cache = data_cache.load(data, engine.bundle.preprocess)
     rows = labeled_rows(cache, split, engine.classes, data)
     scores = engine.probabilities(cache.windows[rows], cache.lead_masks[rows])

@@ -31,9 +31,9 @@ from bell_edge.data.cache import file_sha256
 from bell_edge.data.datasets import record_folds
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file, write_json
+from bell_edge.metrics import bootstrap_aurocs
 from bell_edge.train.corpus import load_corpus
 from bell_edge.train.finetune import VAL_SCORES, finetune, write_label_subset
-from bell_edge.train.metrics import bootstrap_aurocs
 from bell_edge.train.pretrain import BUDGET_EPOCHS, pretrain
 
 MODES = ("linear", "full")

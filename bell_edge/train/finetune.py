@@ -19,86 +19,32 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bell_edge.config import FinetuneConfig, ModelConfig, PreprocessConfig, dump_toml, from_dict
+from bell_edge.config import FinetuneConfig, dump_toml
 from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file, write_json
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.models import pretrained
+from bell_edge.models.artifact import (
+    CLASSIFIER_FORMAT,
+    CONFIG,
+    MODEL,
+    SUBSET,
+    Classifier,
+    check_run_dir,
+    per_record,
+    predict,
+)
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
 from bell_edge.train.device import resolve_device
-from bell_edge.train.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.train.pretrain import load_encoder
 
-CLASSIFIER_FORMAT = "bell-edge-classifier"
-MODEL, SUBSET, CONFIG, METRICS = "model.pt", "subset.json", "config.toml", "metrics.jsonl"
+METRICS = "metrics.jsonl"
 VAL_SCORES = "val_scores.npz"  # record ids, per-record scores and labels of the selection split
-
-
-@dataclasses.dataclass
-class Classifier:
-    """A fine-tuned model with everything needed to use it."""
-
-    model: ECGClassifier
-    model_config: ModelConfig
-    preprocess: PreprocessConfig
-    classes: tuple[str, ...]
-    thresholds: np.ndarray
-    meta: dict[str, Any]
-
-
-def load_classifier(path: str | Path) -> Classifier:
-    """A fine-tuned run directory or its `model.pt` (read with weights_only)."""
-    path = Path(path)
-    file = path / MODEL if path.is_dir() else path
-    state = checkpoint.load(file)
-    if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
-        raise InputError(f"{file}: not a fine-tuned bell-edge model")
-    model_cfg = from_dict(ModelConfig, state["model_config"])
-    model = ECGClassifier(model_cfg)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return Classifier(
-        model=model,
-        model_config=model_cfg,
-        preprocess=from_dict(PreprocessConfig, state["preprocess"]),
-        classes=tuple(state["classes"]),
-        thresholds=np.asarray(state["thresholds"], dtype=np.float32),
-        meta={k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
-    )
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, windows: np.ndarray, masks: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
-    """Sigmoid probabilities `(N, C)` of a classifier on windows, in eval mode on the CPU."""
-    model.eval()
-    out = []
-    for i in range(0, len(windows), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
-        m = torch.from_numpy(np.ascontiguousarray(masks[i : i + batch_size]))
-        out.append(torch.sigmoid(model(x, m)).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def per_record(record_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray):
-    """Average window scores per record (long records give several windows)."""
-    ids, inverse = np.unique(record_ids, return_inverse=True)
-    sums = np.zeros((len(ids), scores.shape[1]))
-    np.add.at(sums, inverse, scores)
-    counts = np.bincount(inverse, minlength=len(ids))[:, None]
-    first = np.zeros(len(ids), dtype=int)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
-    return ids, sums / counts, labels[first]
-
-
-def check_run_dir(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(f"{out}: exists and is not empty (use --force to replace)")
 
 
 def finetune(

@@ -15,8 +15,8 @@ from bell_edge.cli import main
 from bell_edge.compress.prune import prune_classifier, prune_inplace, rebuild, target_widths
 from bell_edge.config import ModelConfig, from_dict, to_dict
 from bell_edge.export.onnx import export_fp32
+from bell_edge.models.artifact import load_classifier
 from bell_edge.train.evaluate import evaluate_run
-from bell_edge.train.finetune import load_classifier
 
 
 def run(*args):

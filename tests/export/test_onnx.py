@@ -70,3 +70,18 @@ def test_failed_parity_raises_and_writes_nothing(model, windows, tmp_path, monke
     with pytest.raises(CheckFailed, match=r"model\.onnx: ONNX logits differ from torch by"):
         export_fp32(model, path, *windows)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_conv2d_export_matches_torch_with_every_conv_2d(model, windows, tmp_path) -> None:
+    """The bundle's FP32 form: 2-D convs of height 1, parity-checked on the graph written."""
+    x, mask = windows
+    path = tmp_path / "model.onnx"
+    report = export_fp32(model, path, x, mask, conv2d=True)
+    assert report["max_abs_diff"] < 1e-4 and report["conv"] == "2d"
+    graph = onnx.load(path).graph
+    weights = {w.name: w for w in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(len(weights[n.input[1]].dims) == 4 for n in convs)
+    with torch.no_grad():
+        expected = model(torch.tensor(x[:5]), torch.tensor(mask[:5])).numpy()
+    np.testing.assert_allclose(run_onnx(path, x[:5], mask[:5]), expected, atol=1e-4, rtol=0)

@@ -31,6 +31,14 @@ def _write_manifest(root: Path, **overrides) -> None:
         "lead_order": list(CANONICAL_LEADS),
         "preprocess": to_dict(PreprocessConfig()),
         "files": file_hashes(root, ["model.onnx", "MODEL_CARD.md"]),
+        "models": {
+            "fp32": {
+                "file": "model.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "backend": "ort-cpu",
+            }
+        },  # fmt: skip
         "metrics": {"macro_auc": 0.9},
         **overrides,
     }
@@ -54,6 +62,7 @@ def test_reads_a_valid_bundle(bundle) -> None:
     assert b.thresholds.dtype == np.float32
     assert b.input_shape == (12, 1000) and b.preprocess == PreprocessConfig()
     assert b.path("model.onnx") == bundle / "model.onnx"
+    assert b.models["fp32"].path == bundle / "model.onnx" and b.models["fp32"].format == "onnx"
     assert b.manifest["metrics"] == {"macro_auc": 0.9}
     assert sha256_file(bundle / "MODEL_CARD.md") == b.manifest["files"]["MODEL_CARD.md"]
     with pytest.raises(BundleError, match=r"model\.plan: not in this bundle"):
@@ -83,6 +92,12 @@ def test_refuses_an_unknown_version(bundle) -> None:
     _refused(bundle, rf"manifest\.json: format version {FORMAT_VERSION + 1} is not")
 
 
+def test_refuses_a_version_1_bundle(bundle) -> None:
+    """Version 1 had fixed model file names and no models table: refused in one line."""
+    _write_manifest(bundle, format_version=1)
+    _refused(bundle, r"manifest\.json: format version 1 is not 2, .*re-export it")
+
+
 def test_refuses_a_missing_manifest(bundle) -> None:
     (bundle / MANIFEST).unlink()
     _refused(bundle, r"manifest\.json: missing")
@@ -99,6 +114,21 @@ def test_refuses_an_unlisted_model(bundle) -> None:
         ({"files": {"../model.onnx": "0" * 64}}, "is not inside the bundle"),
         ({"thresholds": [0.5]}, "1 thresholds for 5 classes"),
         ({"preprocess": {"fs": 100, "bogus": 1}}, "unknown PreprocessConfig keys: bogus"),
+        ({"models": {}}, "`models` is not a"),
+        ({"models": {"fp32": {"file": "model.onnx"}}}, "model 'fp32' needs file, format"),
+        (
+            {
+                "models": {
+                    "fp32": {
+                        "file": "other.onnx",
+                        "format": "onnx",
+                        "precision": "fp32",
+                        "backend": "ort-cpu",
+                    }
+                }
+            },
+            "file 'other.onnx' is not listed",
+        ),
     ],
 )
 def test_refuses_bad_fields(bundle, overrides, pattern) -> None:

@@ -233,7 +233,7 @@ def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
 
 
 def test_fp32_engine_streams_too(tiny_bundle, a1988):
-    engine = Engine(tiny_bundle, "fp32")
+    engine = Engine(tiny_bundle, precision="fp32")
     events = StreamingMonitor(engine, a1988.fs, LEADS, hop_s=10.0).push(a1988.signal.T[:5000])
     np.testing.assert_array_equal(probs(events[0]), offline(engine, a1988.signal, 500, events[0]))
 

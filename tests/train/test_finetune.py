@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from bell_edge.config import FinetuneConfig, PretrainConfig, load_toml, replace
+from bell_edge.models.artifact import load_classifier
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.train.finetune import finetune as run_finetune
-from bell_edge.train.finetune import load_classifier
 from bell_edge.train.pretrain import load_encoder, pretrain
 
 

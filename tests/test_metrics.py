@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from bell_edge.train.metrics import best_f1_thresholds, evaluate_scores, weighted_auroc
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores, weighted_auroc
 
 CLASSES = ("A", "B", "C", "D", "E")
 
@@ -119,5 +119,5 @@ def test_shape_errors():
 
 
 def test_imports_without_torch():
-    code = "import sys, bell_edge.train.metrics; assert 'torch' not in sys.modules"
+    code = "import sys, bell_edge.metrics; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

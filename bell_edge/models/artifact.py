@@ -1,0 +1,101 @@
+"""The trained artifact: a fine-tuned classifier as a run directory holds it, its loader, and
+how it is scored (window probabilities, averaged per record)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bell_edge.config import ModelConfig, PreprocessConfig, from_dict
+from bell_edge.data.cache import WindowCache
+from bell_edge.errors import InputError
+from bell_edge.models import checkpoint
+from bell_edge.models.heads import ECGClassifier
+
+CLASSIFIER_FORMAT = "bell-edge-classifier"
+MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
+
+
+def check_run_dir(out: Path, force: bool) -> None:
+    """A run directory may be written: absent, empty, or `force`; else one-line InputError."""
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(f"{out}: exists and is not empty (use --force to replace)")
+
+
+@dataclasses.dataclass
+class Classifier:
+    """A fine-tuned model with everything needed to use it."""
+
+    model: ECGClassifier
+    model_config: ModelConfig
+    preprocess: PreprocessConfig
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+    meta: dict[str, Any]
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """A fine-tuned run directory or its `model.pt` (read with weights_only)."""
+    path = Path(path)
+    file = path / MODEL if path.is_dir() else path
+    state = checkpoint.load(file)
+    if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
+        raise InputError(f"{file}: not a fine-tuned bell-edge model")
+    model_cfg = from_dict(ModelConfig, state["model_config"])
+    model = ECGClassifier(model_cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return Classifier(
+        model=model,
+        model_config=model_cfg,
+        preprocess=from_dict(PreprocessConfig, state["preprocess"]),
+        classes=tuple(state["classes"]),
+        thresholds=np.asarray(state["thresholds"], dtype=np.float32),
+        meta={k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, windows: np.ndarray, masks: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Sigmoid probabilities `(N, C)` of a classifier on windows, in eval mode on the CPU."""
+    model.eval()
+    out = []
+    for i in range(0, len(windows), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
+        m = torch.from_numpy(np.ascontiguousarray(masks[i : i + batch_size]))
+        out.append(torch.sigmoid(model(x, m)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def per_record(record_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray):
+    """Average window scores per record (long records give several windows)."""
+    ids, inverse = np.unique(record_ids, return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    counts = np.bincount(inverse, minlength=len(ids))[:, None]
+    first = np.zeros(len(ids), dtype=int)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    return ids, sums / counts, labels[first]
+
+
+def labeled_rows(cache: WindowCache, split: str, classes: tuple[str, ...], data) -> np.ndarray:
+    """Rows of `split`, checked: labeled, classes as the model's, not empty."""
+    if not cache.classes:
+        raise InputError(f"{data}: unlabeled; evaluation needs labels")
+    if tuple(cache.classes) != tuple(classes):
+        raise InputError(
+            f"{data}: classes {', '.join(cache.classes)} do not match the model's "
+            f"{', '.join(classes)}"
+        )
+    rows = cache.rows(split)
+    if len(rows) == 0:
+        have = sorted(set(cache.splits) - {""}) or ["all"]
+        raise InputError(f"{data}: no records in split {split!r} (it has: {', '.join(have)})")
+    return rows
