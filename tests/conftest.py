@@ -46,6 +46,11 @@ def cpsc2021() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cinc2021() -> Path:
+    return _need(DATA / "cinc2021")
+
+
+@pytest.fixture(scope="session")
 def ptbdb() -> Path:
     return _need(DATA / "ptbdb")
 

@@ -7,7 +7,13 @@ Every fault is a `RecordError` whose one-line message names the file and what is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
+import os
+import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,14 @@ from bell_edge.errors import InputError
 MIN_FS = 50.0
 MIN_SECONDS = 2.0
 MAX_GAP_SECONDS = 0.05  # NaN runs up to this long are interpolated; longer ones are faults
+
+# The PhysioNet/CinC Challenge 2020/2021 record line: `NAME[.mat] N_SIG FS SIG_LEN DD-Mon-YYYY
+# [HH:MM:SS]`. WFDB wants the bare record name and `HH:MM:SS DD/MM/YYYY`; wfdb refuses the
+# `.mat` name (the Georgia headers) and misreads the date as a time (all of them).
+_CHALLENGE_LINE = re.compile(
+    r"(?P<name>[-\w]+?)(?:\.mat)?(?P<counts>[ \t]+\d+[ \t]+\d+(?:\.\d*)?[ \t]+\d+)"
+    r"[ \t]+(?P<date>\d{1,2}-[A-Za-z]{3}-\d{4})(?:[ \t]+(?P<time>\d{1,2}:\d{2}:\d{2}))?[ \t]*"
+)
 
 
 class RecordError(InputError):
@@ -57,9 +71,47 @@ def read_header(path: str | Path) -> wfdb.Record:
     if not hea.is_file():
         raise RecordError(f"{hea}: no such header file")
     try:
-        return wfdb.rdheader(str(path))
+        with _wfdb_view(path) as view:
+            return wfdb.rdheader(str(view))
     except Exception as exc:  # wfdb raises bare ValueError/IndexError/... on bad headers
         raise RecordError(f"{hea}: header does not parse ({_reason(exc)})") from None
+
+
+def standard_record_line(line: str, stem: str) -> str | None:
+    """The WFDB form of a Challenge 2020/2021 record line (see `_CHALLENGE_LINE`) naming
+    record `stem`; None for any other line, which wfdb then parses as it is."""
+    match = _CHALLENGE_LINE.fullmatch(line.strip())
+    if match is None or match["name"] != stem:
+        return None
+    try:
+        date = datetime.datetime.strptime(match["date"], "%d-%b-%Y")
+    except ValueError:
+        return None
+    return f"{stem}{match['counts']} {match['time'] or '00:00:00'} {date:%d/%m/%Y}"
+
+
+@contextlib.contextmanager
+def _wfdb_view(path: Path) -> Iterator[Path]:
+    """`path` itself, or, for a Challenge header, the same record seen through a private
+    temporary folder: its header with the record line in WFDB form, links to its signal files.
+    The dataset's files are never edited."""
+    hea = path.with_suffix(".hea")
+    lines = hea.read_text(encoding="ascii", errors="ignore").splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip() and line[0] != "#"), None)
+    standard = None if first is None else standard_record_line(lines[first], path.name)
+    if standard is None:
+        yield path
+        return
+    lines[first] = standard
+    signal_files = {line.split()[0] for line in lines[first + 1 :] if line.strip()
+                    and line[0] != "#"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bell-edge-hea-") as tmp:
+        view = Path(tmp) / path.name
+        view.with_suffix(".hea").write_text("\n".join(lines) + "\n")
+        for name in signal_files:
+            if Path(name).name == name and (path.parent / name).is_file():
+                os.symlink((path.parent / name).resolve(), Path(tmp) / name)
+        yield view
 
 
 def lead_mapping(header: wfdb.Record, hea: Path) -> list[tuple[int, int]]:
@@ -90,8 +142,11 @@ def read_record(path: str | Path) -> Record:
     """Read a record, check it and map it to the canonical 12 leads."""
     path = record_path(path)
     hea = path.with_suffix(".hea")
+    if not hea.is_file():
+        raise RecordError(f"{hea}: no such header file")
     try:
-        rec = wfdb.rdrecord(str(path), physical=True, return_res=32)
+        with _wfdb_view(path) as view:
+            rec = wfdb.rdrecord(str(view), physical=True, return_res=32)
     except Exception as exc:  # diagnose from the header alone for a precise message
         header = read_header(path)
         _check_signal_files(header, path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bell_edge.config import CANONICAL_LEADS
-from bell_edge.data.records import RecordError, canonical_lead, read_record
+from bell_edge.data.records import RecordError, canonical_lead, read_header, read_record
 
 
 def test_ptbxl_record(ptbxl100):
@@ -127,3 +127,47 @@ def test_too_short(record):
 
 def test_missing_header(tmp_path):
     assert "no such header" in _error(tmp_path / "nothing")
+
+
+def test_challenge_headers_all_read(cinc2021):
+    # Georgia headers name the record `E00271.mat`; every header carries a `DD-Mon-YYYY` date.
+    from bell_edge.data.inspect import inspect_folder
+
+    report = inspect_folder(cinc2021)
+    assert report["records"] == 75 and report["readable"] == 75, report["problems"][:3]
+
+
+def test_challenge_record_matches_its_mat_file(cinc2021):
+    from scipy.io import loadmat
+
+    rec = read_record(cinc2021 / "E00271.hea")
+    raw = loadmat(cinc2021 / "E00271.mat")["val"]  # (12, samples) int16, gain 1000/mV, baseline 0
+    assert rec.lead_mask.all() and rec.signal.shape == raw.shape
+    np.testing.assert_allclose(rec.signal, raw / 1000, atol=1e-6)
+
+
+def test_challenge_date_is_a_date(cinc2021):
+    header = read_header(cinc2021 / "E00271")
+    assert str(header.base_date) == "2020-05-05" and str(header.base_time) == "14:50:55"
+    assert header.sig_len == 5000 and header.fs == 500
+
+
+def test_challenge_file_stays_as_it_was(cinc2021):
+    hea = cinc2021 / "E00271.hea"
+    before = hea.read_bytes()
+    read_record(hea)
+    assert hea.read_bytes() == before and before.startswith(b"E00271.mat 12 500 5000 05-May-2020")
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "E00271.mat twelve 500 5000 05-May-2020 14:50:55",  # not a count
+        "E99999.mat 12 500 5000 05-May-2020 14:50:55",  # names another record
+        "E00271.mat 12 500 5000 35-Foo-2020 14:50:55",  # not a date
+    ],
+)
+def test_broken_challenge_header_is_refused(cinc2021, tmp_path, first_line):
+    record = _copy(cinc2021 / "E00271", tmp_path)
+    _edit_header(record, lambda t: first_line + "\n" + t.split("\n", 1)[1])
+    assert "does not parse" in _error(record)
