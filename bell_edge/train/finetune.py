@@ -27,7 +27,7 @@ from bell_edge.errors import InputError
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
-from bell_edge.train.device import resolve_device
+from bell_edge.train.device import generator, resolve_device
 from bell_edge.train.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.train.pretrain import load_encoder
 
@@ -291,7 +291,7 @@ class _FullFineTune(_Trainer):
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        g = generator(self.device, self.cfg.seed * 100_003 + epoch)
         losses = []
         for idx in self.batches(epoch):
             rows = np.sort(self.train_rows[idx])
