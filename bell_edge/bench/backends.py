@@ -1,19 +1,21 @@
 """The backends a bundle is benchmarked on, and the worker process that runs one of them.
 
-`python -m bell_edge.bench.backends` is a worker: it reads one pickled request from stdin,
-`(bundle folder, backend name, threads, windows, masks)`, loads that backend alone, then serves
-`(batch, warmup, runs)` requests until it reads None. Replies are pickles on stdout (anything a
-library prints goes to stderr): ("ready", logits of the first `CHECK_WINDOWS` inputs) or
-("skip", reason); per request the run times in seconds, or an error string; at the end its
-memory. Peak RSS is the process's own `VmHWM` from /proc/self/status: `ru_maxrss` of a child
+`python -m bell_edge.bench.backends` is a worker. It talks JSON, one object per line, never
+pickle: it reads `{"bundle", "backend", "threads", "windows", "masks"}` from stdin (the arrays
+as `encode_array` writes them), loads that backend alone, then serves `{"batch", "warmup",
+"runs"}` requests until it reads `{"stop": true}`. Replies go to stdout (anything a library
+prints goes to stderr): `{"ready": logits of the first CHECK_WINDOWS inputs}` or `{"skip":
+reason}`; per request `{"times": seconds}` or `{"error": message}`; at the end `{"memory":
+...}`. Peak RSS is the process's own `VmHWM` from /proc/self/status: `ru_maxrss` of a child
 carries its parent's peak across fork and exec, so it would charge the parent's memory.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import os
-import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -164,25 +166,46 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def encode_array(a: np.ndarray) -> dict[str, Any]:
+    """A float32 array as JSON: its shape and its bytes in base64."""
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.data).decode()}
+
+
+def decode_array(obj: dict[str, Any]) -> np.ndarray:
+    raw = base64.b64decode(obj["float32_base64"], validate=True)
+    return np.frombuffer(raw, dtype="<f4").reshape([int(n) for n in obj["shape"]])
+
+
+def send_json(stream, obj) -> None:
+    stream.write(json.dumps(obj).encode() + b"\n")
+    stream.flush()
+
+
+def read_json(stream):
+    """The next JSON line; EOFError when the other side has closed the stream."""
+    line = stream.readline()
+    if not line:
+        raise EOFError
+    return json.loads(line)
+
+
 def serve(requests, replies) -> None:
     """The worker loop (see the module doc)."""
-
-    def send(obj) -> None:
-        pickle.dump(obj, replies)
-        replies.flush()
-
-    root, name, threads, x, m = pickle.load(requests)
+    request = read_json(requests)
+    root, name, threads = request["bundle"], request["backend"], int(request["threads"])
+    x, m = decode_array(request["windows"]), decode_array(request["masks"])
     base = peak_rss_mb()
     try:
         runner = make_runner(read_bundle(root), name, threads)
         logits = runner.run(runner.feed(x[:CHECK_WINDOWS], m[:CHECK_WINDOWS]))
     except Exception as exc:  # any failure to load is this backend's skip reason, reported
-        send(("skip", f"{type(exc).__name__}: {exc}"))
+        send_json(replies, {"skip": f"{type(exc).__name__}: {exc}"})
         return
-    send(("ready", logits))
+    send_json(replies, {"ready": np.asarray(logits, dtype=np.float32).tolist()})
     feeds: dict[int, list] = {}
-    while (request := pickle.load(requests)) is not None:
-        batch, warmup, runs = request
+    while not (request := read_json(requests)).get("stop"):
+        batch, warmup, runs = (int(request[k]) for k in ("batch", "warmup", "runs"))
         try:
             if batch not in feeds:
                 starts = range(0, len(x) - batch + 1, batch)
@@ -196,11 +219,11 @@ def serve(requests, replies) -> None:
                 runner.run(staged[i % len(staged)])
                 times.append(time.perf_counter() - t0)
         except Exception as exc:  # e.g. a batch beyond a TensorRT profile: reported, not fatal
-            send(f"{type(exc).__name__}: {exc}")
+            send_json(replies, {"error": f"{type(exc).__name__}: {exc}"})
             continue
-        send(times)
+        send_json(replies, {"times": times})
     peak = peak_rss_mb()
-    send({"peak_rss_mb": peak, "rss_over_base_mb": peak - base})
+    send_json(replies, {"memory": {"peak_rss_mb": peak, "rss_over_base_mb": peak - base}})
 
 
 if __name__ == "__main__":

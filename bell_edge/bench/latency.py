@@ -16,7 +16,6 @@ p50 ratios flatter the faster backend).
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,10 @@ from bell_edge.bench import roofline
 from bell_edge.bench.backends import (
     BACKENDS,
     bundle_model,
+    encode_array,
     model_bytes,
+    read_json,
+    send_json,
     skip_reason,
     source_checkpoint,
 )
@@ -133,6 +135,7 @@ def bench(
     x, m, data_used = bench_inputs(bundles[0], data, max(MIN_INPUTS, 2 * max(batches)), progress)
     machine = describe()
 
+    inputs = {"windows": encode_array(x), "masks": encode_array(m)}
     skipped, workers = [], []
     for i, bundle in enumerate(bundles):
         for name in names:
@@ -141,7 +144,8 @@ def bench(
                 skipped.append({"bundle": i, "backend": name, "reason": reason})
                 continue
             for t in threads:
-                workers.append(Worker(i, name, t, (str(bundle.root), name, t, x, m), batches))
+                request = {"bundle": str(bundle.root), "backend": name, "threads": t, **inputs}
+                workers.append(Worker(i, name, t, request, batches))
     try:
         ready = _start(workers, skipped)
         rounds = min(ROUNDS, runs)
@@ -152,14 +156,15 @@ def bench(
                 shift = r % max(1, len(ready))
                 for w in ready[shift:] + ready[:shift]:
                     for b in batches:
-                        reply = w.ask((b, warmup if r == 0 else min(warmup, 3), per_round[r]))
-                        if isinstance(reply, str):
-                            w.errors[b] = reply
+                        w_up = warmup if r == 0 else min(warmup, 3)
+                        reply = w.ask({"batch": b, "warmup": w_up, "runs": per_round[r]})
+                        if "error" in reply:
+                            w.errors[b] = reply["error"]
                         else:
-                            w.times[b].extend(reply)
+                            w.times[b].extend(reply["times"])
                     bar.update()
         for w in ready:
-            w.memory = w.ask(None)
+            w.memory = w.ask({"stop": True})["memory"]
     finally:
         for w in workers:
             w.close()
@@ -189,7 +194,7 @@ def save(report: dict, path: str | Path) -> None:
 class Worker:
     """A `python -m bell_edge.bench.backends` process serving one (bundle, backend, threads)."""
 
-    def __init__(self, bundle: int, backend: str, threads: int, request: tuple, batches) -> None:
+    def __init__(self, bundle: int, backend: str, threads: int, request: dict, batches) -> None:
         self.bundle, self.backend, self.threads = bundle, backend, threads
         self.times: dict[int, list[float]] = {b: [] for b in batches}
         self.errors: dict[int, str] = {}
@@ -205,12 +210,11 @@ class Worker:
         self.send(request)
 
     def send(self, obj) -> None:
-        pickle.dump(obj, self.proc.stdin)
-        self.proc.stdin.flush()
+        send_json(self.proc.stdin, obj)
 
-    def receive(self):
+    def receive(self) -> dict:
         try:
-            return pickle.load(self.proc.stdout)
+            return read_json(self.proc.stdout)
         except EOFError:
             self.proc.wait()
             self.stderr.seek(0)
@@ -238,14 +242,14 @@ def _start(workers: list[Worker], skipped: list[dict]) -> list[Worker]:
     ready = []
     for w in workers:
         try:
-            kind, info = w.receive()
+            reply = w.receive()
         except RuntimeError as exc:  # the worker died while loading: a skip, with its message
-            kind, info = "skip", str(exc)
-        if kind == "ready":
-            w.logits = info
+            reply = {"skip": str(exc)}
+        if "ready" in reply:
+            w.logits = np.asarray(reply["ready"], dtype=np.float32)
             ready.append(w)
             continue
-        entry = {"bundle": w.bundle, "backend": w.backend, "reason": info}
+        entry = {"bundle": w.bundle, "backend": w.backend, "reason": reply["skip"]}
         if entry not in skipped:  # once, not per thread count
             skipped.append(entry)
     return ready

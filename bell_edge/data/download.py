@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bell_edge.data.cache import file_sha256
 from bell_edge.errors import CheckFailed
@@ -42,6 +42,23 @@ def wanted(sums: dict[str, str], rate: str) -> dict[str, str]:
     """Metadata at the release root plus the signal folders of the chosen rate."""
     folders = RATES[rate]
     return {p: h for p, h in sums.items() if "/" not in p or p.startswith(folders)}
+
+
+def check_inside(out: Path, names) -> None:
+    """Refuse the whole release when any listed name would land outside `out`
+    (`records100/../../x`, an absolute path, a link out of `out`): nothing is written."""
+    root = out.resolve()
+    for name in names:
+        parts = PurePosixPath(name).parts
+        target = (out / name).resolve()
+        if (
+            not parts
+            or PurePosixPath(name).is_absolute()
+            or ".." in parts
+            or (not target.is_relative_to(root))
+        ):
+            raise DownloadError(f"{SUMS} lists {name!r}, a path outside {out}; refused, nothing "
+                                "downloaded")  # fmt: skip
 
 
 def _fetch(url: str, target: Path, expected: str) -> None:
@@ -89,6 +106,7 @@ def download(
     if not sums:
         raise DownloadError(f"{base_url + SUMS}: no checksums listed")
     files = wanted(sums, rate)
+    check_inside(out, files)
     todo = [p for p, h in files.items() if not ((out / p).is_file() and file_sha256(out / p) == h)]
     done = len(files) - len(todo)
     if progress:

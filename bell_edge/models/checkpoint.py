@@ -3,6 +3,8 @@ weights_only."""
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,16 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+# What torch.load raises for a file that is not a torch checkpoint: UnpicklingError (weights_only
+# refused a global; random bytes), RuntimeError and OSError (a torn zip archive), EOFError
+# (empty), KeyError and UnicodeDecodeError (text), zipfile.BadZipFile, ValueError. Anything else
+# is not about the file and propagates.
+_NOT_A_CHECKPOINT = (
+    pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, UnicodeDecodeError,
+    zipfile.BadZipFile, ValueError,
+)  # fmt: skip
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with `weights_only=True`: no code from the file ever runs."""
     path = Path(path)
@@ -25,6 +37,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise InputError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except _NOT_A_CHECKPOINT as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise InputError(f"{path}: not a readable bell-edge checkpoint ({first[:120]})") from None

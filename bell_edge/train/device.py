@@ -34,6 +34,12 @@ class Runtime:
         return contextlib.nullcontext()
 
 
+def generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """A seeded generator on `device`: the only kind that can draw random tensors there (a CPU
+    generator raises for a CUDA tensor). Every training loop makes its generators here."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

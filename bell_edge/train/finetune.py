@@ -40,7 +40,7 @@ from bell_edge.models.artifact import (
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
-from bell_edge.train.device import resolve_device
+from bell_edge.train.device import generator, resolve_device
 from bell_edge.train.pretrain import load_encoder
 
 METRICS = "metrics.jsonl"
@@ -264,7 +264,7 @@ class _FullFineTune(_Trainer):
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        g = generator(self.device, self.cfg.seed * 100_003 + epoch)
         losses = []
         for idx in self.batches(epoch):
             rows = np.sort(self.train_rows[idx])

@@ -104,3 +104,33 @@ def test_offline_fails_at_once_with_one_line(tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("failed: cannot reach http://127.0.0.1:9/")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "name", ["records100/../../escaped.dat", "records100/00000/../../../escaped.dat"]
+)
+def test_a_name_outside_out_is_refused(release, tmp_path, name):
+    # The server's SHA256SUMS names a file that would land beside --out, not in it.
+    root, url, files = release
+    (root / "escaped.dat").write_bytes(b"payload")
+    sums = root / "SHA256SUMS.txt"
+    digest = hashlib.sha256(b"payload").hexdigest()
+    sums.write_text(sums.read_text() + f"{digest}  {name}\n")
+    out = tmp_path / "deep" / "ptbxl"
+    result = CliRunner().invoke(main, ["data", "download", "ptbxl", "--out", str(out),
+                                       "--mirror", url])  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "outside" in result.output and len(result.output.strip().splitlines()) == 1
+    assert [p for p in tmp_path.rglob("escaped.dat") if root not in p.parents] == []
+    assert not [p for p in out.rglob("*") if p.is_file()]  # refused before any download
+
+
+def test_a_link_out_of_out_is_refused(release, tmp_path):
+    root, url, files = release
+    out = tmp_path / "ptbxl"
+    (tmp_path / "elsewhere").mkdir()
+    out.mkdir()
+    (out / "records100").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DownloadError, match="outside"):
+        download(out, "100", base_url=url)
+    assert not list((tmp_path / "elsewhere").iterdir())

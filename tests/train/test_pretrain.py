@@ -123,3 +123,36 @@ def test_sync_bn_needs_cuda(tmp_path, tiny_config, ptbxl_cache):
     cfg = replace(load_toml(PretrainConfig, tiny_config), device="cpu", sync_bn=True)
     with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
         pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False, max_steps=1)
+
+
+def _broken_files(tmp_path):
+    checkpoint.save({"w": torch.randn(64, 64)}, tmp_path / "good.pt")
+    good = (tmp_path / "good.pt").read_bytes()
+    return {
+        "empty.pt": b"",
+        "random.pt": np.random.default_rng(0).bytes(2000),
+        "torn.pt": good[: len(good) // 2],
+        "text.pt": b"not a checkpoint\n",
+    }
+
+
+def test_each_broken_file_is_one_line_naming_it(tmp_path):
+    for name, content in _broken_files(tmp_path).items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            checkpoint.load(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: not a readable bell-edge checkpoint")
+        assert "\n" not in message
+
+
+def test_an_error_not_about_the_file_is_not_disguised(tmp_path, monkeypatch):
+    # A fault of the loader (here a TypeError) must surface, not read as "not a checkpoint".
+    checkpoint.save({"w": torch.ones(2)}, tmp_path / "good.pt")
+
+    def broken_load(*args, **kwargs):
+        raise TypeError("a bug in the caller")
+
+    monkeypatch.setattr(torch, "load", broken_load)
+    with pytest.raises(TypeError, match="a bug in the caller"):
+        checkpoint.load(tmp_path / "good.pt")
