@@ -4,7 +4,7 @@ The manifest is filled from the run's own files (config.toml, corpus.json, summa
 the label-efficiency report that evaluated it (results.json of `bell-edge experiment
 label-efficiency`); the model card is written from the same facts.
 
-    python benchmarks/ship_encoder.py RUN --name bell-ptbxl-v1 --results EXP/results.json [--force]
+    python benchmarks/ship_encoder.py RUN --name NAME --results EXP/results.json [--commit C] [--force]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--init", default="bell", help="The report's name for this encoder.")
+    parser.add_argument("--commit", default=None, help="The commit the run was trained at.")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
@@ -87,7 +88,7 @@ def main() -> None:
         "gains_over_random_init": [g for g in results["gains"] if g["init"] == args.init],
     }
     out = pack(args.run, args.name, keep, card(args.name, args.run, results, args.init),
-               force=args.force)  # fmt: skip
+               force=args.force, commit=args.commit)  # fmt: skip
     print(f"{out}: shipped")
 
 

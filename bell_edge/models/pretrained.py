@@ -64,7 +64,7 @@ def verified_path(name: str, root: Path = WEIGHTS) -> Path:
 
 def pack(
     run: Path, name: str, results: dict[str, Any], card: str, root: Path = WEIGHTS,
-    force: bool = False,
+    force: bool = False, commit: str | None = None,
 ) -> Path:  # fmt: skip
     """Ship a pretraining run's `encoder.pt` as `root/name/`, with its manifest and card.
 
@@ -90,7 +90,7 @@ def pack(
         "bytes": source.stat().st_size,
         "labels_used": False,
         "steps": summary["steps"],
-        "commit": _commit(),
+        "commit": commit or _commit(),
         "recipe": tomllib.loads((run / "config.toml").read_text()),
         "sources": json.loads((run / "corpus.json").read_text()),
         "pretrain_summary": summary,

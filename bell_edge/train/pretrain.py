@@ -40,7 +40,7 @@ from bell_edge.ssl.learner import BootstrapLearner
 from bell_edge.ssl.momentum import cosine_momentum
 from bell_edge.train import checkpoint
 from bell_edge.train.corpus import Corpus, load_corpus
-from bell_edge.train.device import Runtime, setup, teardown
+from bell_edge.train.device import Runtime, generator, setup, teardown
 
 ENCODER_FORMAT = "bell-edge-encoder"
 CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
@@ -272,9 +272,7 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
                 runtime):  # fmt: skip
     x = x.to(runtime.device, non_blocking=True)
     mask = mask.to(runtime.device, non_blocking=True)
-    g = torch.Generator(device=runtime.device).manual_seed(
-        (cfg.seed * 1_000_003 + step) * 64 + runtime.rank
-    )
+    g = generator(runtime.device, (cfg.seed * 1_000_003 + step) * 64 + runtime.rank)
     view1, view2 = augment(x, g), augment(x, g)
     with runtime.autocast():
         result = model(view1, view2, mask)

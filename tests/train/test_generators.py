@@ -11,8 +11,7 @@ from bell_edge.train.device import generator
 
 PACKAGE = Path(__file__).resolve().parents[2] / "bell_edge"
 # ssl sits below train (it cannot import train.device); its augmenter already passes the device.
-# pretrain.py: already device-aware; the lead moves it onto the helper with his schedule rewrite.
-ALLOWED = {"train/device.py", "ssl/augment.py", "train/pretrain.py"}
+ALLOWED = {"train/device.py", "ssl/augment.py"}
 
 
 def test_helper_makes_a_seeded_generator_on_the_device():
