@@ -103,3 +103,18 @@ def tiny_bundle(tiny_classifier, ptbxl100, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     export_bundle(tiny_classifier, out, int8=True, calib=ptbxl100, max_drop=0.05)
     return out
+
+
+@pytest.fixture(scope="session")
+def ptbxl_release() -> Path:
+    return _need(DATA / "ptbxl100-release")
+
+
+@pytest.fixture(scope="session")
+def cinc2021() -> Path:
+    return _need(DATA / "cinc2021")
+
+
+@pytest.fixture(scope="session")
+def mitdb100() -> Path:
+    return _need(DATA / "mitdb" / "100.hea").with_suffix("")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from bell_edge.config import FinetuneConfig, PretrainConfig, replace
 from bell_edge.data import cache as data_cache
+from bell_edge.data.datasets import parse_tasks
 from bell_edge.errors import InputError
 from bell_edge.train.finetune import finetune, write_label_subset
 from bell_edge.train.pretrain import pretrain
@@ -60,6 +61,7 @@ def label_efficiency(
     finetune_config: FinetuneConfig | None = None,
     device: str = "auto",
     progress: bool = True,
+    tasks: str | tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: use {' or '.join(BUDGETS)}")
@@ -68,8 +70,9 @@ def label_efficiency(
     pre_cfg = replace(
         pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs, device=device
     )
-    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
-    cache = data_cache.load(data, pre_cfg.preprocess, progress=progress)
+    tasks = parse_tasks(tasks)
+    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device, tasks=tasks or None)
+    cache = data_cache.load(data, pre_cfg.preprocess, progress=progress, tasks=tasks)
     if not cache.classes or len(cache.rows("val")) == 0:
         raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
     started = time.perf_counter()
