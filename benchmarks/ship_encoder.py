@@ -4,7 +4,7 @@ The manifest is filled from the run's own files (config.toml, corpus.json, summa
 the label-efficiency report that evaluated it (results.json of `bell-edge experiment
 label-efficiency`); the model card is written from the same facts.
 
-    python benchmarks/ship_encoder.py RUN --name NAME --results EXP/results.json [--commit C] [--force]
+    python benchmarks/ship_encoder.py RUN --name NAME --results EXP/results.json [--commit C]
 """
 
 from __future__ import annotations
