@@ -70,3 +70,20 @@ def test_packing_refuses_an_unfinished_run(shipped, tmp_path):
     with pytest.raises(ValueError, match="unfinished"):
         pretrained.pack(run, "again", {}, "", root=tmp_path / "w2")
     shutil.rmtree(tmp_path / "w2", ignore_errors=True)
+
+
+def test_every_shipped_encoder_verifies_and_loads_strictly():
+    from bell_edge.models.heads import ECGClassifier
+    from bell_edge.train.pretrain import load_encoder
+
+    manifests = pretrained.available()
+    assert manifests, "the package ships at least one pretrained encoder"
+    for m in manifests:
+        path = pretrained.verified_path(m["name"])
+        assert path.stat().st_size == m["bytes"] <= pretrained.MAX_BYTES
+        assert m["labels_used"] is False and m["steps"] == m["recipe"]["epochs"] * (
+            sum(s["windows"] for s in m["sources"]) // m["recipe"]["batch_size"]
+        )
+        model_cfg, _, encoder, method = load_encoder(path)
+        assert method == m["method"]
+        ECGClassifier(model_cfg).encoder.load_state_dict(encoder, strict=True)
