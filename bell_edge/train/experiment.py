@@ -32,6 +32,7 @@ from bell_edge.data.datasets import record_folds
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file, write_json
 from bell_edge.metrics import bootstrap_aurocs
+from bell_edge.models import pretrained
 from bell_edge.train.corpus import load_corpus
 from bell_edge.train.finetune import VAL_SCORES, finetune, write_label_subset
 from bell_edge.train.pretrain import BUDGET_EPOCHS, pretrain
@@ -255,7 +256,11 @@ def label_efficiency(
     ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
     encoders: dict[str, Path | None] = {}
     if inits:
-        encoders.update({name: Path(path) for name, path in inits.items()})
+        # A run, an encoder file, or the name of a shipped encoder (verified against its hash).
+        encoders.update({
+            name: Path(path) if Path(path).exists() else pretrained.verified_path(str(path))
+            for name, path in inits.items()
+        })  # fmt: skip
     else:
         folders = [Path(p) for p in (pretrain_data or [data])]
         for method in ("bell", "byol"):
