@@ -94,3 +94,11 @@ def test_kfold_holds_out_each_fold(tmp_path, tiny_config, tiny_budget):
         assert r["fold"] not in {folds[i] for i in trained}
     (gain,) = report["gains"]
     assert gain["folds"] == 2 and gain["init"] == "bell"
+
+
+def test_inits_take_shipped_names_and_refuse_unknown_ones(tmp_path, ptbxl_cache):
+    from bell_edge.errors import InputError
+
+    with pytest.raises(InputError, match="shipped: bell-corpus2k-v1"):
+        experiment.label_efficiency(ptbxl_cache.root, tmp_path / "exp", (0.1,), 1, "small",
+                                    inits={"bell": "no-such-encoder"}, progress=False)  # fmt: skip
