@@ -17,24 +17,36 @@ from bell_edge.models.pretrained import pack
 from bell_edge.train.experiment import summarize
 
 
-def card(name: str, run: Path, results: dict, init: str) -> str:
-    corpus = json.loads((run / "corpus.json").read_text())
-    summary = json.loads((run / "summary.json").read_text())
-    table = summarize(results["results"])
-    rows = []
-    for (who, mode, fraction), (mean, std, n) in sorted(table.items()):
-        rows.append(f"| {who} | {mode} | {fraction:g} | {mean:.4f} ± {std:.4f} | {n} |")
+def evaluation(results: dict, init: str) -> str:
+    """One report's tables: mean ± std per init, and the paired gains of `init`."""
+    rows = [
+        f"| {who} | {mode} | {fraction:g} | {mean:.4f} ± {std:.4f} | {n} |"
+        for (who, mode, fraction), (mean, std, n) in sorted(summarize(results["results"]).items())
+    ]
     gains = [
         f"| {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
         f"[{g['ci95_points'][0]:+.2f}, {g['ci95_points'][1]:+.2f}] |"
         for g in results["gains"]
         if g["init"] == init
     ]
+    where = f"strat_folds {results['folds']} held out in turn" if results.get("folds") else "val"
+    return "\n".join([
+        f"## Evaluation (`{results['data']}`, {where}, {results['seeds']} seed(s), macro AUROC)",
+        "| init | mode | labels | macro AUROC | runs |", "|---|---|---|---|---|", *rows, "",
+        "Gain over random init of the same architecture (points, paired bootstrap 95% CI):", "",
+        "| mode | labels | gain | 95% CI |", "|---|---|---|---|", *gains, "",
+    ])  # fmt: skip
+
+
+def card(name: str, run: Path, reports: list[dict], init: str) -> str:
+    corpus = json.loads((run / "corpus.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     sources = "\n".join(
         f"- `{s['path']}` ({s['layout']}): {s['records']} records, {s['windows']} windows; "
         f"index sha256 `{s['index_sha256'][:16]}...`"
         for s in corpus
     )
+    evaluations = "\n".join(evaluation(r, init) for r in reports)
     return f"""# {name}
 
 A BELL-pretrained multi-branch 1-D ResNet encoder (one branch per lead, 12 leads, 100 Hz,
@@ -49,21 +61,12 @@ train split of PTB-XL-style folders and unlabeled records, never a val or test r
 momentum from {summary["momentum_start"]:.4f} (cosine to 1); the full `PretrainConfig` is in
 `manifest.json` under `recipe`. BatchNorm statistics re-estimated on clean windows.
 
-## Evaluation (`{results["data"]}`, {results["seeds"]} seeds, macro AUROC)
-| init | mode | labels | macro AUROC | runs |
-|---|---|---|---|---|
-{chr(10).join(rows)}
-
-Gain over random init of the same architecture (points, paired bootstrap 95% CI):
-
-| mode | labels | gain | 95% CI |
-|---|---|---|---|
-{chr(10).join(gains)}
-
+{evaluations}
 ## Intended use and limits
 A starting point for fine-tuning 12-lead (or masked reduced-lead) ECG classifiers with few
 labels, in research. It is not a medical device. It was pretrained on about two thousand
-records from a handful of sources; expect smaller gains on other populations and devices.
+records from a handful of sources; expect smaller gains on other populations and devices. The
+k-fold estimate (folds 1-8 were seen unlabeled in pretraining) is the one to trust over val.
 """
 
 
@@ -71,23 +74,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        required=True,
+        action="append",
+        help="A label-efficiency results.json (repeat: val, k-fold).",
+    )
     parser.add_argument("--init", default="bell", help="The report's name for this encoder.")
     parser.add_argument("--commit", default=None, help="The commit the run was trained at.")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
-    results = json.loads(args.results.read_text())
-    keep = {
-        "data": results["data"],
-        "seeds": results["seeds"],
-        "folds": results.get("folds"),
-        "summary": [
-            {"init": k[0], "mode": k[1], "fraction": k[2], "mean": v[0], "std": v[1], "runs": v[2]}
-            for k, v in sorted(summarize(results["results"]).items())
-        ],
-        "gains_over_random_init": [g for g in results["gains"] if g["init"] == args.init],
-    }
-    out = pack(args.run, args.name, keep, card(args.name, args.run, results, args.init),
+    reports = [json.loads(path.read_text()) for path in args.results]
+    keep = [
+        {
+            "data": r["data"],
+            "seeds": r["seeds"],
+            "folds": r.get("folds"),
+            "summary": [
+                {
+                    "init": k[0],
+                    "mode": k[1],
+                    "fraction": k[2],
+                    "mean": v[0],
+                    "std": v[1],
+                    "runs": v[2],
+                }
+                for k, v in sorted(summarize(r["results"]).items())
+            ],  # fmt: skip
+            "gains_over_random_init": [g for g in r["gains"] if g["init"] == args.init],
+        }
+        for r in reports
+    ]
+    out = pack(args.run, args.name, {"evaluations": keep},
+               card(args.name, args.run, reports, args.init),
                force=args.force, commit=args.commit)  # fmt: skip
     print(f"{out}: shipped")
 
