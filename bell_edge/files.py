@@ -37,10 +37,15 @@ def staged_file(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """`text` at `path`, atomically."""
+    with staged_file(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: str | Path, obj, indent: int = 1) -> None:
     """`obj` as JSON at `path`, atomically."""
-    with staged_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=indent) + "\n")
+    write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 @contextlib.contextmanager

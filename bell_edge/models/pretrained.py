@@ -7,7 +7,6 @@ before anything reads it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -17,16 +16,13 @@ from typing import Any
 import torch
 
 from bell_edge.config import tomllib
+from bell_edge.data.cache import file_sha256
 from bell_edge.errors import InputError
 from bell_edge.files import staged_dir
 
 WEIGHTS = Path(__file__).with_name("weights")
 ENCODER_FILE, MANIFEST_FILE, CARD_FILE = "encoder.pt", "manifest.json", "MODEL_CARD.md"
 MAX_BYTES = 5 * 1024 * 1024
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _manifest(folder: Path) -> dict[str, Any]:
@@ -55,7 +51,7 @@ def verified_path(name: str, root: Path = WEIGHTS) -> Path:
     file = folder / ENCODER_FILE
     if not file.is_file():
         raise InputError(f"{file}: missing")
-    if _sha256(file) != manifest["sha256"]:
+    if file_sha256(file) != manifest["sha256"]:
         raise InputError(
             f"{file}: sha256 does not match {folder / MANIFEST_FILE}; refusing to load"
         )
@@ -86,7 +82,7 @@ def pack(
         "method": state["method"],
         "params": sum(int(v.numel()) for k, v in state["encoder"].items()
                       if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))),
-        "sha256": _sha256(source),
+        "sha256": file_sha256(source),
         "bytes": source.stat().st_size,
         "labels_used": False,
         "steps": summary["steps"],

@@ -14,6 +14,7 @@ records score every init, so the interval reflects the records, and the seed mea
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -30,7 +31,7 @@ from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import file_sha256
 from bell_edge.data.datasets import record_folds
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file, write_json
+from bell_edge.files import staged_file, write_json, write_text
 from bell_edge.metrics import bootstrap_aurocs
 from bell_edge.models import pretrained
 from bell_edge.train.corpus import load_corpus
@@ -179,6 +180,8 @@ def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> lis
         groups.setdefault((r["init"], r["mode"], r["fraction"]), {})[r["seed"], r["fold"]] = (
             out / r["run"] / VAL_SCORES
         )
+    # The baseline's runs are scored once, however many inits are compared with them.
+    macro, macro_boot = functools.cache(_macro), functools.cache(_macro_boot)
     gains = []
     for (name, mode, fraction), runs in sorted(groups.items(), key=str):
         base = groups.get((baseline, mode, fraction))
@@ -188,8 +191,8 @@ def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> lis
         per_fold_point, per_fold_boot = [], []
         for fold in folds:
             seeds = sorted(s for s, k in runs if k == fold)
-            diff = [_macro(runs[s, fold]) - _macro(base[s, fold]) for s in seeds]
-            boot = [_macro_boot(runs[s, fold]) - _macro_boot(base[s, fold]) for s in seeds]
+            diff = [macro(runs[s, fold]) - macro(base[s, fold]) for s in seeds]
+            boot = [macro_boot(runs[s, fold]) - macro_boot(base[s, fold]) for s in seeds]
             per_fold_point.append(np.mean(diff))
             per_fold_boot.append(np.nanmean(boot, axis=0))
         boot = np.nanmean(per_fold_boot, axis=0)
@@ -377,11 +380,6 @@ def write_report(report: dict, out: Path) -> None:
     _plot(table, names, modes, fractions, out / "label_efficiency.png")
 
 
-def write_text(path: Path, text: str) -> None:
-    with staged_file(path) as tmp:
-        tmp.write_text(text)
-
-
 def _plot(table, names, modes, fractions, path: Path) -> None:
     import matplotlib
 
@@ -402,10 +400,7 @@ def _plot(table, names, modes, fractions, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("macro AUROC")
     axes[0][0].legend()
-    fig.tight_layout()
-    with staged_file(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def _plot_curve(gains: list[dict], label_fraction: float, path: Path) -> None:
@@ -426,6 +421,12 @@ def _plot_curve(gains: list[dict], label_fraction: float, path: Path) -> None:
     ax.set_xlabel("pretraining windows")
     ax.set_ylabel(f"gain over random init at {label_fraction:g} labels (points)")
     ax.grid(alpha=0.3)
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with staged_file(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -24,7 +24,7 @@ from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file, write_json
+from bell_edge.files import staged_file, write_json, write_text
 from bell_edge.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
@@ -98,8 +98,7 @@ def finetune(
     out.mkdir(parents=True, exist_ok=True)
     chosen = _label_subset(cache, cfg, subset, out, train_rows)
     train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
-    with staged_file(out / CONFIG) as tmp:
-        tmp.write_text(dump_toml(cfg))
+    write_text(out / CONFIG, dump_toml(cfg))
 
     model = ECGClassifier(cfg.model) if start is None else start.model
     if encoder_state is not None:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump_toml, from_dict
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file, write_json
+from bell_edge.files import write_json, write_text
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -135,6 +135,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     train_model = dataclasses.replace(cfg.model, layout=cfg.train_layout)
     learner = BootstrapLearner(train_model, cfg.method, cfg.gamma).to(runtime.device)
     init = [p.detach().clone() for p in learner.target.encoder.parameters()]
+    init_norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(init))))
     if cfg.sync_bn and runtime.device.type != "cuda":
         raise InputError("--sync-bn needs CUDA: torch's SyncBatchNorm has no CPU kernel")
     if runtime.distributed and cfg.sync_bn:
@@ -142,8 +143,9 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     optimizer = torch.optim.AdamW(_param_groups(learner, cfg.weight_decay), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup))
     step = 0
+    manifest = dataset.manifest()
     if resume:
-        _check_same_corpus(out / CORPUS, dataset)
+        _check_same_corpus(out / CORPUS, manifest)
         state = checkpoint.load(out / CHECKPOINT, runtime.device)
         learner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -160,9 +162,8 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
 
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        with staged_file(out / CONFIG) as tmp:
-            tmp.write_text(dump_toml(cfg))
-        write_json(out / CORPUS, dataset.manifest())
+        write_text(out / CONFIG, dump_toml(cfg))
+        write_json(out / CORPUS, manifest)
         _truncate_metrics(out / METRICS, step)
     augment = Augmenter(cfg.augment, fs=cfg.preprocess.fs)
     bar = tqdm(
@@ -188,7 +189,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
                 step += 1
                 init_share *= last["momentum"]
                 last["target_init_share"] = init_share
-                last["target_drift"] = _drift(learner.target.encoder, init)
+                last["target_drift"] = _drift(learner.target.encoder, init) / init_norm
                 last["samples_per_s"] = cfg.batch_size / (time.perf_counter() - tick)
                 if log:
                     log.write(json.dumps({"step": step, "epoch": epoch, **last}) + "\n")
@@ -219,13 +220,12 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     return summary
 
 
-def _check_same_corpus(path: Path, dataset: Corpus) -> None:
+def _check_same_corpus(path: Path, now: list[dict]) -> None:
     """A resumed run must see the windows it started on, or its epochs would not line up."""
     try:
         before = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         raise InputError(f"{path}: missing or unreadable; cannot check the corpus") from None
-    now = dataset.manifest()
     if [(s["cache_key"], s["windows"]) for s in before] != [
         (s["cache_key"], s["windows"]) for s in now
     ]:
@@ -246,11 +246,9 @@ def _param_groups(learner: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 @torch.no_grad()
 def _drift(encoder: torch.nn.Module, init: list[torch.Tensor]) -> float:
-    """Relative L2 distance of the target encoder's weights from their random init."""
-    moved = sum(
-        float((p - p0).pow(2).sum()) for p, p0 in zip(encoder.parameters(), init, strict=True)
-    )
-    return math.sqrt(moved / max(sum(float(p0.pow(2).sum()) for p0 in init), 1e-12))
+    """L2 distance of the target encoder's weights from their random init (one device sync)."""
+    diffs = torch._foreach_sub(list(encoder.parameters()), init)
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs))))
 
 
 def _load_corpus(folders, cfg: PretrainConfig, runtime: Runtime) -> Corpus:
@@ -348,8 +346,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    with staged_file(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in kept))
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 def load_encoder(path: str | Path) -> tuple[ModelConfig, PreprocessConfig, dict, str]:
