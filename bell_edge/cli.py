@@ -405,12 +405,12 @@ def _numbers(text: str, flag: str, kind=float) -> tuple:
         raise InputError(f"{flag} {text}: expected a comma-separated list of numbers") from None
 
 
-def _named_inits(pairs: tuple[str, ...]) -> dict[str, str]:
+def _named_inits(pairs: tuple[str, ...], option: str = "--init") -> dict[str, str]:
     inits = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
-            raise InputError(f"--init {pair}: expected NAME=RUN_OR_ENCODER")
+            raise InputError(f"{option} {pair}: expected NAME=PATH")
         inits[name] = path
     return inits
 
@@ -433,11 +433,15 @@ def _named_inits(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--kfold", default=None,
               help="Comma-separated strat_folds: evaluate on each fold in turn, training on the "
                    "others (needs a PTB-XL release layout).")  # fmt: skip
+@click.option("--recipe", "recipes", multiple=True,
+              help="NAME=TOML: fine-tune init NAME (or scratch) with this FinetuneConfig "
+                   "(repeat).")  # fmt: skip
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json.")
 def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, modes, kfold,
-                     device, as_json) -> None:  # fmt: skip
+                     recipes, device, as_json) -> None:  # fmt: skip
     """Pretrained inits vs random init at several label fractions: report.md and a plot."""
+    from bell_edge.config import FinetuneConfig, load_toml
     from bell_edge.train.experiment import MODES, label_efficiency, summarize
 
     chosen = tuple(m.strip() for m in modes.split(","))
@@ -447,7 +451,8 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
     report = label_efficiency(
         data, out, _numbers(fractions, "--fractions"), seeds, budget, device=device,
         inits=_named_inits(inits), pretrain_data=list(pretrain_data) or None, modes=chosen,
-        folds=folds,
+        folds=folds, recipes={name: load_toml(FinetuneConfig, path)
+                              for name, path in _named_inits(recipes, "--recipe").items()},
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=1))
@@ -484,7 +489,7 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
     """The gain over random init against the share of the pretraining corpus, with a plot."""
     from bell_edge.train.experiment import data_curve
 
-    done = {float(k): v for k, v in _named_inits(ready).items()}
+    done = {float(k): v for k, v in _named_inits(ready, "--ready").items()}
     report = data_curve(data, out, list(pretrain_data), _numbers(corpus_fractions,
                         "--corpus-fractions"), label_fraction, seeds, budget, device=device,
                         ready=done)  # fmt: skip

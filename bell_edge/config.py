@@ -89,6 +89,8 @@ class AugmentConfig:
 class PretrainConfig:
     method: str = "bell"  # bell | byol
     gamma: float = 0.8
+    # BELL: tell the predictor which lead it predicts (a learned target-lead embedding).
+    predictor_lead_embedding: bool = False
     epochs: int = 50
     batch_size: int = 128
     lr: float = 2e-3

@@ -1,7 +1,9 @@
 """BELL's loss: bootstrap each lead's latent from the same lead (intra) and the others (inter).
 
 For online predictions p and target projections z of shape `(B, L, K)`, the pair loss is
-`2 - 2 cos(p_i, z_j)`. All L x L pairs come from one batched cosine matrix.
+`2 - 2 cos(p_i, z_j)`. All L x L pairs come from one batched cosine matrix. A lead-conditioned
+predictor gives p of shape `(B, L, L, K)` instead, `p[:, i, j]` being lead i's prediction of
+lead j's latent.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ def bell_loss(
     nothing. p and z are L2-normalized here, in float32; z is expected detached. Symmetrizing
     over the two views is the caller's job.
     """
-    if p.shape != z.shape or p.ndim != 3:
-        raise ValueError(f"p and z must both be (B, L, K), got {tuple(p.shape)}, {tuple(z.shape)}")
+    per_target = p.ndim == 4 and p.shape[:2] + p.shape[3:] == z.shape and p.shape[1] == p.shape[2]
+    if z.ndim != 3 or not (p.shape == z.shape or per_target):
+        raise ValueError(
+            f"p must be (B, L, K) or (B, L, L, K) and z (B, L, K), got {tuple(p.shape)}, "
+            f"{tuple(z.shape)}"
+        )
     p = F.normalize(p.float(), dim=-1)
     z = F.normalize(z.float(), dim=-1)
-    pair = 2 - 2 * torch.einsum("bik,bjk->bij", p, z)  # (B, L, L)
+    pair = 2 - 2 * torch.einsum("bijk,bjk->bij" if per_target else "bik,bjk->bij", p, z)
     batch, leads, _ = pair.shape
     if lead_mask is None:
         present = torch.ones(batch, leads, device=p.device)

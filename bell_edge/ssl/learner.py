@@ -53,9 +53,19 @@ class BootstrapLearner(nn.Module):
     `update_target(m)` after each optimizer step; its BatchNorm running statistics (momentum 0)
     change only through that EMA. Under DDP call `ddp.module.update_target(m)`; the target needs
     no gradient sync because every rank applies the same EMA to the same synced weights.
+
+    `lead_conditioned` (BELL only): the predictor is told which lead it predicts. A learned
+    embedding of target lead j is added to lead i's projection, so one predictor gives a
+    separate prediction for every (i, j) pair instead of one prediction for all j.
     """
 
-    def __init__(self, model_cfg: ModelConfig, method: str = "bell", gamma: float = 0.8) -> None:
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        method: str = "bell",
+        gamma: float = 0.8,
+        lead_conditioned: bool = False,
+    ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -65,6 +75,11 @@ class BootstrapLearner(nn.Module):
         self.gamma = gamma
         self.online = ProjectedEncoder(model_cfg, per_lead=method == "bell")
         self.predictor = MLPHead(model_cfg.proj_dim, model_cfg.proj_hidden, model_cfg.proj_dim)
+        if lead_conditioned and method != "bell":
+            raise ValueError("lead_conditioned needs method 'bell' (BYOL has one latent per ECG)")
+        self.lead_embedding = None
+        if lead_conditioned:  # zero at start: training begins as the unconditioned predictor
+            self.lead_embedding = nn.Parameter(torch.zeros(model_cfg.n_leads, model_cfg.proj_dim))
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         for m in self.target.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -72,7 +87,11 @@ class BootstrapLearner(nn.Module):
 
     def _predict(self, x: Tensor, lead_mask: Tensor | None) -> Tensor:
         q = self.online(x, lead_mask)
-        return self.predictor(q.flatten(0, 1)).view_as(q) if q.ndim == 3 else self.predictor(q)
+        if q.ndim == 2:
+            return self.predictor(q)
+        if self.lead_embedding is not None:  # (B, L, K) -> (B, L, L, K): lead i predicts lead j
+            q = q[:, :, None, :] + self.lead_embedding[None, None]
+        return self.predictor(q.flatten(0, -2)).view_as(q)
 
     def forward(
         self, view1: Tensor, view2: Tensor, lead_mask: Tensor | None = None

@@ -115,8 +115,10 @@ def run_grid(
     folds: tuple[int, ...] | None,
     log: list[str],
     progress: bool,
+    recipes: dict[str, FinetuneConfig] | None = None,
 ) -> list[dict]:
-    """Fine-tune every init on the same subsets; one result row per run."""
+    """Fine-tune every init on the same subsets; one result row per run. `recipes` gives an
+    init its own fine-tuning config (default `ft_cfg`)."""
     cache = data_cache.load(data, ft_cfg.preprocess, progress=progress)
     if not cache.classes or (folds is None and len(cache.rows("val")) == 0):
         raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
@@ -139,7 +141,8 @@ def run_grid(
         subset = _subset(cache, fraction, seed, holdouts[fold], out / "subsets" / f"{suffix}.json")
         run = out / "runs" / f"{name}-{mode}-{suffix}"
         epochs = plan.linear_epochs if mode == "linear" else _epochs(plan, fraction)
-        cfg = replace(ft_cfg, mode=mode, label_fraction=fraction, seed=seed, epochs=epochs,
+        base = (recipes or {}).get(name, ft_cfg)
+        cfg = replace(base, mode=mode, label_fraction=fraction, seed=seed, epochs=epochs,
                       patience=max(5, epochs // 3))  # fmt: skip
         key = _key(config_hash(cfg), init_keys[name], file_sha256(subset), cache.meta["key"])
         init = inits[name]
@@ -247,9 +250,11 @@ def label_efficiency(
     pretrain_data: list[str | Path] | None = None,
     modes: tuple[str, ...] = MODES,
     folds: tuple[int, ...] | None = None,
+    recipes: dict[str, FinetuneConfig] | None = None,
 ) -> dict[str, Any]:
     """BELL, BYOL and random init on the same subsets; `inits` names ready encoders (a run, an
-    `encoder.pt`) instead of pretraining them here, on `pretrain_data` (default: `data`)."""
+    `encoder.pt`) instead of pretraining them here, on `pretrain_data` (default: `data`).
+    `recipes` gives an init its own fine-tuning config (the others get `finetune_config`)."""
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: use {', '.join(BUDGETS)}")
     plan, out, log = BUDGETS[budget], Path(out), []
@@ -271,8 +276,13 @@ def label_efficiency(
             encoders[method] = pretrain_stage(folders, out / "pretrain" / method, cfg, log,
                                               progress)  # fmt: skip
     encoders[SCRATCH] = None
+    unknown = set(recipes or {}) - set(encoders)
+    if unknown:
+        raise InputError(f"--recipe {', '.join(sorted(unknown))}: no such init "
+                         f"(inits: {', '.join(encoders)})")  # fmt: skip
+    recipes = {k: replace(v, device=device) for k, v in (recipes or {}).items()}
     results = run_grid(Path(data), out, encoders, fractions, seeds, modes, ft_cfg, plan, folds, log,
-                       progress)  # fmt: skip
+                       progress, recipes)  # fmt: skip
     report = {
         "data": str(data),
         "budget": budget,
@@ -281,6 +291,7 @@ def label_efficiency(
         "folds": list(folds) if folds else None,
         "inits": {k: str(v) if v else SCRATCH for k, v in encoders.items()},
         "finetune_config": to_dict(ft_cfg),
+        "recipes": {k: to_dict(v) for k, v in recipes.items()},
         "results": results,
         "gains": paired_gains(results, out),
         "stages": log,
@@ -351,6 +362,7 @@ def write_report(report: dict, out: Path) -> None:
         f"Data `{report['data']}`, budget `{report['budget']}`, {report['seeds']} seeds, "
         f"{report['seconds']:.0f} s in all. Macro AUROC on {where}, mean ± std over runs.",
         "Inits: " + ", ".join(f"{k} = `{v}`" for k, v in report["inits"].items()) + ".",
+        *_recipe_lines(report),
         "",
         "| init | mode | " + " | ".join(f"{f:g} labels" for f in fractions) + " |",
         "|---|---|" + "---|" * len(fractions),
@@ -378,6 +390,17 @@ def write_report(report: dict, out: Path) -> None:
     lines += ["", "Stages:", "", *[f"- {s}" for s in report["stages"][:200]]]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     _plot(table, names, modes, fractions, out / "label_efficiency.png")
+
+
+def _recipe_lines(report: dict) -> list[str]:
+    """The fine-tuning fields where an init's recipe differs from the default one."""
+    default = report["finetune_config"]
+    lines = []
+    for name, recipe in report.get("recipes", {}).items():
+        changed = {k: v for k, v in recipe.items() if v != default.get(k) and k != "device"}
+        lines.append(f"Recipe of {name}: " + (", ".join(f"{k} = {v}" for k, v in changed.items())
+                                              or "the default") + ".")  # fmt: skip
+    return lines
 
 
 def _plot(table, names, modes, fractions, path: Path) -> None:

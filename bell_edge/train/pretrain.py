@@ -133,7 +133,9 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     m0 = momentum_start(cfg, total)
 
     train_model = dataclasses.replace(cfg.model, layout=cfg.train_layout)
-    learner = BootstrapLearner(train_model, cfg.method, cfg.gamma).to(runtime.device)
+    learner = BootstrapLearner(train_model, cfg.method, cfg.gamma, cfg.predictor_lead_embedding).to(
+        runtime.device
+    )
     init = [p.detach().clone() for p in learner.target.encoder.parameters()]
     init_norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(init))))
     if cfg.sync_bn and runtime.device.type != "cuda":

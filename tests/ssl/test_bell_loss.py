@@ -80,3 +80,17 @@ def test_low_precision_inputs_give_float32() -> None:
     loss = bell_loss(p.bfloat16(), z.bfloat16())[0]
     assert loss.dtype == torch.float32
     torch.testing.assert_close(loss, bell_loss(p, z)[0], atol=2e-2, rtol=0)
+
+
+def test_per_target_predictions_score_each_pair_on_its_own() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(3, 4, 8)
+    broadcast = torch.randn(3, 4, 8)
+    p = broadcast[:, :, None].expand(3, 4, 4, 8)  # the same prediction for every target lead
+    for a, b in zip(bell_loss(p, z), bell_loss(broadcast, z), strict=True):
+        torch.testing.assert_close(a, b)
+    exact = z[:, None].expand(3, 4, 4, 8)  # lead i predicts lead j exactly, for every pair
+    loss, intra, inter = bell_loss(exact, z)
+    assert float(loss) < 1e-5 and float(inter) < 1e-5
+    with pytest.raises(ValueError, match="B, L, L, K"):
+        bell_loss(torch.randn(3, 4, 5, 8), z)

@@ -125,3 +125,19 @@ def test_runs_under_ddp_with_the_target_updated_on_the_module(tmp_path: Path) ->
         assert not torch.equal(ddp.module.target.state_dict()["projector.0.weight"], before)
     finally:
         dist.destroy_process_group()
+
+
+def test_lead_conditioned_predictor_starts_as_the_plain_one_and_learns_its_embedding() -> None:
+    torch.manual_seed(0)
+    plain = BootstrapLearner(SMALL)
+    conditioned = BootstrapLearner(SMALL, lead_conditioned=True)
+    conditioned.load_state_dict(plain.state_dict(), strict=False)
+    a, b = plain(*views()), conditioned(*views())
+    torch.testing.assert_close(a["loss"], b["loss"])  # zero embedding: same predictions
+    b["loss"].backward()
+    assert conditioned.lead_embedding.grad is not None
+    assert float(conditioned.lead_embedding.grad.abs().sum()) > 0
+    conditioned.lead_embedding.data.normal_()
+    assert not torch.allclose(conditioned(*views())["inter"], a["inter"])
+    with pytest.raises(ValueError, match="lead_conditioned"):
+        BootstrapLearner(SMALL, method="byol", lead_conditioned=True)

@@ -102,3 +102,26 @@ def test_inits_take_shipped_names_and_refuse_unknown_ones(tmp_path, ptbxl_cache)
     with pytest.raises(InputError, match="shipped: bell-corpus2k-v1"):
         experiment.label_efficiency(ptbxl_cache.root, tmp_path / "exp", (0.1,), 1, "small",
                                     inits={"bell": "no-such-encoder"}, progress=False)  # fmt: skip
+
+
+def test_a_recipe_changes_only_its_own_inits_fine_tuning(tmp_path, ptbxl_cache, tiny_budget):
+    from bell_edge.errors import InputError
+
+    inits = {"bell": "bell-corpus2k-v1", "bell_lpft": "bell-corpus2k-v1"}
+    out = tmp_path / "exp"
+    with pytest.raises(InputError, match="--recipe nobody: no such init"):
+        experiment.label_efficiency(ptbxl_cache.root, out, (0.1,), 1, "small", inits=inits,
+                                    recipes={"nobody": FinetuneConfig()},
+                                    progress=False)  # fmt: skip
+    report = experiment.label_efficiency(
+        ptbxl_cache.root, out, (0.1,), 1, "small", device="cpu", progress=False, inits=inits,
+        modes=("full",), recipes={"bell_lpft": FinetuneConfig(probe_epochs=1)},
+    )  # fmt: skip
+    phases = {
+        name: {json.loads(line)["phase"] for line in (out / "runs" / f"{name}-full-f0.1-s0"
+                                                       / "metrics.jsonl").read_text().splitlines()}
+        for name in ("bell", "bell_lpft", "scratch")
+    }  # fmt: skip
+    assert phases == {"bell": {"full"}, "bell_lpft": {"linear", "full"}, "scratch": {"full"}}
+    assert report["recipes"]["bell_lpft"]["probe_epochs"] == 1
+    assert "Recipe of bell_lpft: probe_epochs = 1." in (out / "report.md").read_text()
