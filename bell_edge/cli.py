@@ -459,10 +459,10 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
         return
     for (name, mode, fraction), (mean, std, n) in sorted(summarize(report["results"]).items()):
         click.echo(f"{name:>10} {mode:>6} {fraction:>5g}: {mean:.4f} ± {std:.4f} ({n} runs)")
-    for g in report["gains"]:
+    for g in report["gains"] + report["between_pretrained"]:
         lo, hi = g["ci95_points"]
-        click.echo(f"gain {g['init']} {g['mode']} {g['fraction']:g}: {g['gain_points']:+.2f} "
-                   f"points [{lo:+.2f}, {hi:+.2f}]")  # fmt: skip
+        click.echo(f"gain {g['init']} over {g['baseline']} {g['mode']} {g['fraction']:g}: "
+                   f"{g['gain_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}]")  # fmt: skip
     click.echo(f"report: {out / 'report.md'}, plot: {out / 'label_efficiency.png'}")
 
 

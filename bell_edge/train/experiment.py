@@ -172,11 +172,14 @@ def _subset(cache, fraction: float, seed: int, holdout: list[str] | None, path: 
     return path
 
 
-def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> list[dict]:
+def paired_gains(
+    results: list[dict], out: Path, baseline: str = SCRATCH, scorers: tuple | None = None
+) -> list[dict]:
     """Gain of each init over `baseline` (points of macro AUROC) with a paired bootstrap CI.
 
     Per (init, mode, fraction): on each evaluation split (the val split, or each fold), the
     seed-mean AUROC difference under the same record resamples; folds are averaged.
+    `scorers`: the `(macro, macro_boot)` of `run_scorers()`, to share between calls.
     """
     groups: dict[tuple, dict[tuple, Path]] = {}
     for r in results:
@@ -184,7 +187,7 @@ def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> lis
             out / r["run"] / VAL_SCORES
         )
     # The baseline's runs are scored once, however many inits are compared with them.
-    macro, macro_boot = functools.cache(_macro), functools.cache(_macro_boot)
+    macro, macro_boot = scorers or run_scorers()
     gains = []
     for (name, mode, fraction), runs in sorted(groups.items(), key=str):
         base = groups.get((baseline, mode, fraction))
@@ -200,12 +203,28 @@ def paired_gains(results: list[dict], out: Path, baseline: str = SCRATCH) -> lis
             per_fold_boot.append(np.nanmean(boot, axis=0))
         boot = np.nanmean(per_fold_boot, axis=0)
         gains.append({
-            "init": name, "mode": mode, "fraction": fraction, "folds": len(folds),
+            "init": name, "baseline": baseline, "mode": mode, "fraction": fraction,
+            "folds": len(folds),
             "seeds": len(runs) // len(folds),
             "gain_points": 100 * float(np.mean(per_fold_point)),
             "ci95_points": [100 * float(np.nanpercentile(boot, q)) for q in (2.5, 97.5)],
             "share_of_resamples_le_0": float(np.mean(boot[np.isfinite(boot)] <= 0)),
         })  # fmt: skip
+    return gains
+
+
+def run_scorers() -> tuple[Callable, Callable]:
+    """Macro AUROC and its bootstrap of a run's val scores, each computed once per file."""
+    return functools.cache(_macro), functools.cache(_macro_boot)
+
+
+def pretrained_pairs(results: list[dict], out: Path, scorers: tuple) -> list[dict]:
+    """The gain of each pretrained init over each later one (BELL over BYOL, say)."""
+    names = list(dict.fromkeys(r["init"] for r in results if r["init"] != SCRATCH))
+    gains = []
+    for i, baseline in enumerate(names):
+        rows = [r for r in results if r["init"] in names[: i + 1]]
+        gains += paired_gains(rows, out, baseline, scorers)
     return gains
 
 
@@ -283,6 +302,7 @@ def label_efficiency(
     recipes = {k: replace(v, device=device) for k, v in (recipes or {}).items()}
     results = run_grid(Path(data), out, encoders, fractions, seeds, modes, ft_cfg, plan, folds, log,
                        progress, recipes)  # fmt: skip
+    scorers = run_scorers()
     report = {
         "data": str(data),
         "budget": budget,
@@ -293,7 +313,8 @@ def label_efficiency(
         "finetune_config": to_dict(ft_cfg),
         "recipes": {k: to_dict(v) for k, v in recipes.items()},
         "results": results,
-        "gains": paired_gains(results, out),
+        "gains": paired_gains(results, out, scorers=scorers),
+        "between_pretrained": pretrained_pairs(results, out, scorers),
         "stages": log,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -387,6 +408,17 @@ def write_report(report: dict, out: Path) -> None:
             f"| {g['init']} | {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
             f"[{lo:+.2f}, {hi:+.2f}] | {100 * g['share_of_resamples_le_0']:.1f}% |"
         )
+    if report.get("between_pretrained"):
+        lines += ["", "Between pretrained inits, same CI:", "",
+                  "| init | over | mode | labels | gain | 95% CI | resamples with gain <= 0 |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for g in report["between_pretrained"]:
+            lo, hi = g["ci95_points"]
+            lines.append(
+                f"| {g['init']} | {g['baseline']} | {g['mode']} | {g['fraction']:g} | "
+                f"{g['gain_points']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
+                f"{100 * g['share_of_resamples_le_0']:.1f}% |"
+            )
     lines += ["", "Stages:", "", *[f"- {s}" for s in report["stages"][:200]]]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     _plot(table, names, modes, fractions, out / "label_efficiency.png")

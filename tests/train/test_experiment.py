@@ -54,6 +54,13 @@ def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, tiny_budget
         [table["bell", "full", 0.1, s] - table["scratch", "full", 0.1, s] for s in (0, 1)]
     )
     assert gains["bell", "full", 0.1]["gain_points"] == pytest.approx(100 * want, abs=1e-6)
+    # BELL against BYOL, paired the same way.
+    between = {(g["init"], g["baseline"], g["mode"], g["fraction"]): g
+               for g in report["between_pretrained"]}  # fmt: skip
+    assert set(between) == {("bell", "byol", m, f) for m in ("linear", "full") for f in (0.01, 0.1)}
+    want = np.mean([table["bell", "full", 0.1, s] - table["byol", "full", 0.1, s] for s in (0, 1)])
+    got = between["bell", "byol", "full", 0.1]["gain_points"]
+    assert got == pytest.approx(100 * want, abs=1e-6)
 
     # A second call trains nothing: no model file is rewritten.
     before = _mtimes(out)
