@@ -322,7 +322,7 @@ def _show_metrics(r: dict) -> None:
     "--engine", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True
 )
 @click.option("--litert", is_flag=True,
-              help="Add a full-integer INT8 LiteRT (TFLite) model, gated the same way.")  # fmt: skip
+              help="Add a full-integer INT8 LiteRT (TFLite) model, gated too.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, force) -> None:
     """Export a fine-tuned model to a verified bundle (FP32, INT8 with an accuracy gate)."""
@@ -346,8 +346,9 @@ def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, 
         )
     lite = report.get("litert")
     if lite:
+        f32, i8 = lite["fp32"]["macro_auroc"], lite["int8"]["macro_auroc"]
         click.echo(
-            f"{'LiteRT':>8} {lite['fp32']['macro_auroc']:>8.4f} {lite['int8']['macro_auroc']:>8.4f} "
+            f"{'LiteRT':>8} {f32:>8.4f} {i8:>8.4f} "
             f"{100 * lite['macro_drop']:>+6.2f}  PASSED with {len(lite['excluded'])} ops in float; "
             f"{lite['facts']['bytes']} bytes, arena {lite['facts']['arena']['activations']} bytes"
         )

@@ -180,8 +180,8 @@ def export_bundle(
                 "metrics": _metrics_summary(gate),
             }
             if litert:
-                manifest_extra["litert"] = {**report["litert"]["facts"],
-                                            "metrics": _metrics_summary(report["litert"])}  # fmt: skip
+                lite = report["litert"]
+                manifest_extra["litert"] = {**lite["facts"], "metrics": _metrics_summary(lite)}
         step("write bundle")
         manifest = {
             "classes": list(clf.classes),

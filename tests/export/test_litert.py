@@ -17,7 +17,7 @@ HAVE_CONVERTER = all(
     importlib.util.find_spec(m) for m in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert")
 )
 needs_converter = pytest.mark.skipif(
-    not HAVE_CONVERTER, reason="litert-convert extra not installed (pip install '.[litert-convert]')"
+    not HAVE_CONVERTER, reason="litert-convert extra not installed (pip install .[litert-convert])"
 )
 
 
