@@ -78,7 +78,7 @@ def _feeds(it) -> tuple[int, int]:
 def calibration_ranges(float_path: str | Path, windows: np.ndarray, masks: np.ndarray) -> dict:
     """`{tensor: {min, max, num_samples}}` of every float activation over all windows, in
     ai-edge-quantizer's calibration format."""
-    _, aeq = require_converter()
+    require_converter()
     from ai_edge_quantizer import quantizer, recipe
 
     qt = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
@@ -119,7 +119,7 @@ def quantize_int8(
 ) -> dict:
     """Full-integer INT8 `.tflite` of a float one, from calibration `ranges`; the ops named
     (by `sensitive_ops` names) stay float. Returns the facts for the manifest."""
-    _, _ = require_converter()
+    require_converter()
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
     qt = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
@@ -160,12 +160,10 @@ def sensitive_ops(
                  and d["name"] in ref_names}  # fmt: skip
     signal = dict.fromkeys(quantized, 0.0)
     noise = dict.fromkeys(quantized, 0.0)
-    for it in (ref_it, q_it):
-        it.feeds = _feeds(it)
+    feeds = [(it, _feeds(it), {d["index"]: d for d in it.get_input_details()})
+             for it in (ref_it, q_it)]  # fmt: skip
     for x, m in zip(windows, masks, strict=True):
-        for it in (ref_it, q_it):
-            ecg, mask = it.feeds
-            detail = {d["index"]: d for d in it.get_input_details()}
+        for it, (ecg, mask), detail in feeds:
             it.set_tensor(ecg, _as_input(x[None], detail[ecg]))
             it.set_tensor(mask, _as_input(m[None], detail[mask]))
             it.invoke()
@@ -192,24 +190,26 @@ def arena_bytes(path: str | Path) -> dict:
     """Memory a TFLite Micro arena needs for this model's tensors, estimated from the graph.
 
     `activations`: the peak, over the ops in execution order, of the bytes of all non-constant
-    tensors alive at that op (produced or fed, and still to be read): what an ideal memory
-    planner must hold at once. TFLite Micro's greedy planner packs toward this peak; its own
-    per-op and persistent allocations (a few KB) come on top. The weights stay in the model
-    (flash), which TFLite Micro reads in place.
+    tensors alive at that op (from the op that produces it, or the start for a graph input, to
+    its last reader, or the end for a graph output): what an ideal memory planner must hold at
+    once. TFLite Micro's greedy planner packs toward this peak; its own per-op and persistent
+    allocations (a few KB) come on top. The weights stay in the model (flash), which TFLite
+    Micro reads in place.
     """
     it = _interpreter(Path(path))
     details = {d["index"]: d for d in it.get_tensor_details()}
     ops = it._get_ops_details()
     produced = {o for op in ops for o in op["outputs"]}
-    graph_io = {d["index"] for d in it.get_input_details() + it.get_output_details()}
+    inputs = {d["index"] for d in it.get_input_details()}
+    outputs = {d["index"] for d in it.get_output_details()}
 
     def nbytes(i: int) -> int:
         d = details[i]
         return int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
 
-    live = produced | graph_io
-    first = {i: -1 for i in graph_io}  # inputs are alive from the start
-    last = {i: len(ops) for i in graph_io}  # outputs until the end
+    live = produced | inputs | outputs
+    first = dict.fromkeys(inputs, -1)
+    last = dict.fromkeys(outputs, len(ops))
     for k, op in enumerate(ops):
         for i in (*op["inputs"], *op["outputs"]):
             if i in live:

@@ -85,31 +85,32 @@ def test_arena_covers_the_largest_activation(converted):
 @pytest.mark.slow
 @needs_converter
 def test_gate_catches_a_collapsed_conversion_and_the_fallback_mends_it(converted):
-    """A conversion broken on purpose: the logits' calibrated range narrowed 200-fold, so the
-    INT8 logits saturate (the failure mode of a full-integer output). The gate measures the
-    collapse through the litert backend, ranks the saturated tensor most sensitive and keeps
-    its op in float, which passes."""
-    from bell_edge.compress.gate import gated_quantize
+    """A conversion broken on purpose: the calibrated range of the logits narrowed 200-fold,
+    so the INT8 logits saturate (a failure of full-integer outputs). Through the litert
+    backend the collapse shows as a macro AUROC drop; the gate ranks the op outputs, keeps the
+    worst in float round by round, and passes."""
+    from bell_edge.compress.gate import compare, gated_quantize, onnx_scores
     from bell_edge.export.onnx import export_fp32
 
     clf, data, paths, root = (converted[k] for k in ("clf", "data", "paths", "root"))
-    out = litert._interpreter(paths["float"]).get_output_details()[0]["name"]
+    logits = litert._interpreter(paths["float"]).get_output_details()[0]["name"]
     broken = dict(converted["ranges"])
-    broken[out] = {k: v / 200 if k in ("min", "max") else v for k, v in broken[out].items()}
+    broken[logits] = {k: v / 200 if k in ("min", "max") else v for k, v in broken[logits].items()}
     reference = root / "fp32.onnx"
     export_fp32(clf.model, reference, data.windows[:8], data.masks[:8])
+    fp32 = onnx_scores(reference, data.windows, data.masks)
     target = root / "broken.int8.tflite"
-    attempts = []
+    litert.quantize_int8(paths["float"], target, broken)
+    collapsed = compare(fp32, onnx_scores(target, data.windows, data.masks, "litert"), data,
+                        clf.thresholds, bootstrap=0)  # fmt: skip
+    assert collapsed["macro_drop"] > 0.1
 
     def quantize(float_ops):
-        attempts.append(list(float_ops))
         litert.quantize_int8(paths["float"], target, broken, float_ops)
 
     def sensitive(w, m):
         return litert.sensitive_ops(paths["float"], target, w, m, top=20)
 
     gate = gated_quantize(reference, target, quantize, data, clf.thresholds, max_drop=0.02,
-                          exclude_per_round=1, backend="litert", sensitive=sensitive,
-                          bootstrap=0)  # fmt: skip
-    assert attempts[0] == [] and gate["attempts"] >= 2
-    assert gate["passed"] and gate["excluded"][0] == out
+                          backend="litert", sensitive=sensitive, bootstrap=0)  # fmt: skip
+    assert gate["passed"] and gate["attempts"] >= 2 and gate["excluded"]
