@@ -321,14 +321,16 @@ def _show_metrics(r: dict) -> None:
 @click.option(
     "--engine", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True
 )
+@click.option("--litert", is_flag=True,
+              help="Add a full-integer INT8 LiteRT (TFLite) model, gated too.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
-def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, force) -> None:
+def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, force) -> None:
     """Export a fine-tuned model to a verified bundle (FP32, INT8 with an accuracy gate)."""
     from bell_edge.compress.pipeline import export_bundle
 
     bundle, report = export_bundle(
         ckpt, out, int8, calib, eval_data, max_drop, method, engine, force,
-        step=lambda name: click.echo(f"... {name}", err=True),
+        step=lambda name: click.echo(f"... {name}", err=True), litert=litert,
     )  # fmt: skip
     click.echo(f"{bundle.root}: verified bundle with {', '.join(sorted(bundle.files))}")
     gate = report.get("gate")
@@ -341,6 +343,14 @@ def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, force) -
             f"{'macro':>8} {gate['fp32']['macro_auroc']:>8.4f} {gate['int8']['macro_auroc']:>8.4f} "
             f"{100 * gate['macro_drop']:>+6.2f}  gate {100 * max_drop:.2f} points: PASSED; "
             f"{100 * gate['changed_decisions']:.2f}% of decisions changed"
+        )
+    lite = report.get("litert")
+    if lite:
+        f32, i8 = lite["fp32"]["macro_auroc"], lite["int8"]["macro_auroc"]
+        click.echo(
+            f"{'LiteRT':>8} {f32:>8.4f} {i8:>8.4f} "
+            f"{100 * lite['macro_drop']:>+6.2f}  PASSED with {len(lite['excluded'])} ops in float; "
+            f"{lite['facts']['bytes']} bytes, arena {lite['facts']['arena']['activations']} bytes"
         )
 
 

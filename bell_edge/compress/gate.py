@@ -27,9 +27,11 @@ class EvalSet:
     classes: tuple[str, ...]
 
 
-def onnx_scores(path: str | Path, windows: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Sigmoid outputs of an ONNX model."""
-    return 1.0 / (1.0 + np.exp(-run_onnx(path, windows, masks, threads=2)))
+def onnx_scores(
+    path: str | Path, windows: np.ndarray, masks: np.ndarray, backend: str = "ort-cpu"
+) -> np.ndarray:
+    """Sigmoid outputs of a model file on a registered backend (ONNX Runtime's CPU)."""
+    return 1.0 / (1.0 + np.exp(-run_onnx(path, windows, masks, threads=2, backend=backend)))
 
 
 def compare(
@@ -65,20 +67,32 @@ def gated_quantize(
     rounds: int = 3,
     exclude_per_round: int = 3,
     bootstrap: int = 1000,
+    backend: str = "ort-cpu",
+    sensitive: Callable[[np.ndarray, np.ndarray], list[str]] | None = None,
 ) -> dict[str, Any]:
     """Quantize, measure, and while the macro drop exceeds `max_drop` keep the most sensitive
-    nodes in FP32 and try again. Returns the last comparison with `passed` and `excluded`."""
+    nodes in FP32 and try again. Returns the last comparison with `passed` and `excluded`.
+
+    The FP32 reference is the ONNX model `fp32_path` on ONNX Runtime's CPU; `int8_path` runs
+    on `backend`, the one it ships for. `sensitive(windows, masks)` ranks the nodes of
+    `int8_path` worst first, in the names `quantize` takes (default: `sensitive_nodes` of an
+    ONNX Q/DQ model)."""
+    if sensitive is None:
+
+        def sensitive(windows, masks):
+            return sensitive_nodes(fp32_path, int8_path, windows, masks, top=20)
+
     fp32 = onnx_scores(fp32_path, data.windows, data.masks)
     excluded: tuple[str, ...] = ()
     attempt = 0
     while True:
         attempt += 1
         quantize(excluded)
-        int8 = onnx_scores(int8_path, data.windows, data.masks)
+        int8 = onnx_scores(int8_path, data.windows, data.masks, backend)
         result = compare(fp32, int8, data, thresholds, bootstrap)
         result.update(excluded=list(excluded), attempts=attempt, max_drop=max_drop)
         result["passed"] = result["macro_drop"] <= max_drop
         if result["passed"] or attempt >= rounds:
             return result
-        worst = sensitive_nodes(fp32_path, int8_path, data.windows[:64], data.masks[:64], top=20)
+        worst = sensitive(data.windows[:64], data.masks[:64])
         excluded = (*excluded, *[n for n in worst if n not in excluded][:exclude_per_round])

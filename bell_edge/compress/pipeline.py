@@ -25,7 +25,9 @@ from bell_edge.config import CANONICAL_LEADS, config_hash
 from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import CheckFailed, InputError
+from bell_edge.export import litert as litert_export
 from bell_edge.export.bundle import check_target, write_bundle
+from bell_edge.export.litert import require_converter
 from bell_edge.export.onnx import export_fp32
 from bell_edge.export.tensorrt import build_engine, require_tensorrt
 from bell_edge.models.artifact import labeled_rows, load_classifier
@@ -80,10 +82,18 @@ def export_bundle(
     engine: str = "onnx",
     force: bool = False,
     step: Callable[[str], None] = lambda name: None,
+    litert: bool = False,
 ) -> tuple[Bundle, dict[str, Any]]:
-    """Export `ckpt` to a bundle at `out`; raises CheckFailed (no bundle) when the gate fails."""
+    """Export `ckpt` to a bundle at `out`; raises CheckFailed (no bundle) when a gate fails.
+
+    `litert`: also a full-integer INT8 `.tflite` (LiteRT, TFLite Micro), calibrated on the
+    same windows and gated the same way, on the `litert` backend."""
     out = Path(out)
     check_target(out, force)
+    if litert:
+        if not int8:
+            raise InputError("--litert makes an INT8 model calibrated on --calib: add --int8")
+        require_converter()
     if engine == "tensorrt":
         if not int8:
             raise InputError("--engine tensorrt builds from the INT8 Q/DQ model: add --int8")
@@ -153,6 +163,12 @@ def export_bundle(
                 files["model.plan"] = tmp / "model.plan"
                 models["tensorrt-plan"] = model_entry("model.plan", "tensorrt-plan", "int8",
                                                       "tensorrt")  # fmt: skip
+            if litert:
+                step("LiteRT INT8 (full integer) + accuracy gate")
+                report["litert"] = _litert_int8(clf, tmp, source, windows, masks, data, max_drop)
+                files["model.int8.tflite"] = tmp / "model.int8.tflite"
+                models["int8-litert"] = model_entry("model.int8.tflite", "tflite", "int8",
+                                                    "litert")  # fmt: skip
             manifest_extra = {
                 "calibration": {
                     "name": calib_manifest.get("name"),
@@ -163,6 +179,9 @@ def export_bundle(
                 },
                 "metrics": _metrics_summary(gate),
             }
+            if litert:
+                lite = report["litert"]
+                manifest_extra["litert"] = {**lite["facts"], "metrics": _metrics_summary(lite)}
         step("write bundle")
         manifest = {
             "classes": list(clf.classes),
@@ -181,6 +200,32 @@ def export_bundle(
         card = model_card(clf, manifest, report)
         bundle = write_bundle(out, files, manifest, card, force=force)
     return bundle, report
+
+
+def _litert_int8(clf, tmp: Path, source: Path, windows, masks, data: EvalSet, max_drop: float):
+    """The gated LiteRT INT8 model at `tmp/model.int8.tflite`: its gate result with `facts`
+    (converter, size, arena estimate); CheckFailed when even the per-layer fallback fails."""
+    float_model, int8_model = tmp / "model.tflite", tmp / "model.int8.tflite"
+    parity = litert_export.export_float(clf.model, float_model, data.windows[:8], data.masks[:8])
+    ranges = litert_export.calibration_ranges(float_model, windows, masks)
+    facts: dict[str, Any] = {}
+
+    def quantize(float_ops):
+        facts.update(litert_export.quantize_int8(float_model, int8_model, ranges, float_ops))
+
+    def sensitive(w, m):
+        return litert_export.sensitive_ops(float_model, int8_model, w, m, top=20)
+
+    gate = gated_quantize(source, int8_model, quantize, data, clf.thresholds, max_drop,
+                          backend="litert", sensitive=sensitive)  # fmt: skip
+    if not gate["passed"]:
+        raise CheckFailed(
+            f"LiteRT INT8 loses {100 * gate['macro_drop']:.2f} points of macro AUROC "
+            f"(> {100 * max_drop:.2f}) even with {len(gate['excluded'])} ops in float; "
+            "no bundle written"
+        )
+    facts.update(float_parity=parity, arena=litert_export.arena_bytes(int8_model))
+    return {**gate, "facts": facts}
 
 
 def model_entry(file: str, format: str, precision: str, backend: str) -> dict[str, str]:

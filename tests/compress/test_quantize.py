@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +135,43 @@ def test_reader_chunks_keep_batches_equal():
     chunks = list(WindowReader(windows, batch_size=16).chunks(20))
     sizes = [[len(b["ecg"]) for b in iter(c.get_next, None)] for c in chunks]
     assert sizes == [[16], [16], [5]]
+
+
+def test_trt_variant_obeys_explicit_quantization_rules(models) -> None:
+    """TensorRT's explicit INT8, read from the graph itself (not through `check_trt_qdq`):
+    symmetric int8 Q/DQ with zero-point 0, every conv fed a dequantized activation from a
+    QuantizeLinear and a dequantized int8 weight with one scale per output channel."""
+    graph = onnx.load(models["trt"]).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq
+    for n in qdq:
+        zero = inits[n.input[2]]
+        assert zero.dtype == np.int8 and not zero.any(), n.name
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        act, weight = (producer[name] for name in conv.input[:2])
+        assert act.op_type == weight.op_type == "DequantizeLinear", conv.name
+        assert producer[act.input[0]].op_type == "QuantizeLinear", conv.name
+        w = inits[weight.input[0]]
+        assert w.dtype == np.int8 and inits[weight.input[1]].shape == (w.shape[0],), conv.name
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("polygraphy") is None
+    or importlib.util.find_spec("onnx_graphsurgeon") is None,
+    reason="polygraphy with onnx-graphsurgeon not installed (the tensorrt extra)",
+)
+def test_trt_variant_passes_polygraphy_lint(models, tmp_path) -> None:
+    """Polygraphy's ONNX linter (ONNX checker and a per-node ONNX Runtime run) finds no error."""
+    report = tmp_path / "lint.json"
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "polygraphy"), "check", "lint", str(models["trt"]),
+         "-o", str(report)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    lint = json.loads(report.read_text())
+    assert lint["summary"]["failing"] == [] and lint["summary"]["passing"], lint

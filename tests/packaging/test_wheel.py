@@ -85,7 +85,15 @@ def test_every_imported_package_is_declared(wheel):
         re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requires
     }
     providers = md.packages_distributions()
-    optional = {"tensorrt", "cuda", "neural_compressor", "pycuda", "ai_edge_litert", "litert_torch"}
+    optional = {
+        "tensorrt",
+        "cuda",
+        "neural_compressor",
+        "pycuda",
+        "ai_edge_litert",
+        "litert_torch",
+        "ai_edge_quantizer",
+    }
     # GPU, LiteRT and inc extras, imported lazily
     missing = {
         name: providers.get(name, ["?"])

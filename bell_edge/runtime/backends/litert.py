@@ -54,10 +54,17 @@ class LiteRTSession:
         self.mask_in, self.ecg_in = by_rank
         self.out = self.interpreter.get_output_details()[0]
         self.batch = int(self.ecg_in["shape"][0])
+        # litert-torch writes a fixed batch (its reshapes do not resize): run such a model
+        # `batch` windows at a time.
+        self.fixed = int(self.ecg_in["shape_signature"][0]) != -1
 
     def run(self, ecg: np.ndarray, lead_mask: np.ndarray) -> np.ndarray:
         ecg, lead_mask = as_inputs(ecg, lead_mask)
         it = self.interpreter
+        if self.fixed and len(ecg) != self.batch:
+            b = self.batch
+            return np.concatenate([self.run(ecg[i : i + b], lead_mask[i : i + b])
+                                   for i in range(0, len(ecg), b)])  # fmt: skip
         if len(ecg) != self.batch:
             it.resize_tensor_input(self.ecg_in["index"], ecg.shape)
             it.resize_tensor_input(self.mask_in["index"], lead_mask.shape)
