@@ -7,8 +7,9 @@ import torch
 
 from bell_edge.config import FinetuneConfig, PretrainConfig, load_toml, replace
 from bell_edge.data.leads import LEAD_SETS
+from bell_edge.models.artifact import load_classifier
 from bell_edge.train.evaluate import evaluate_run
-from bell_edge.train.finetune import finetune, load_classifier
+from bell_edge.train.finetune import finetune
 from bell_edge.train.lead_sets import drop_leads
 
 
