@@ -606,8 +606,10 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines, then the summary.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of the ECG with predictions and quality flags over time.")  # fmt: skip
-@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
-def monitor(record, bundle, speed, hop, precision, as_json, plot, force) -> None:
+@click.option("--annotations", type=click.Path(path_type=Path), default=None,
+              help="Folder for <record>.qrs: WFDB beats and rhythm notes.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing --plot or .qrs file.")
+def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, force) -> None:
     """Replay a WFDB record through the streaming bedside monitor, one line per hop."""
     from bell_edge.replay import event_line, parse_speed, replay, summary_lines
 
@@ -617,7 +619,10 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, force) -> None
         else:
             click.echo(event_line(event))
 
-    summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show)
+    if annotations is not None and not annotations.is_dir():
+        raise InputError(f"--annotations {annotations}: no such folder")
+    summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
+                     annotations)  # fmt: skip
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     else:
