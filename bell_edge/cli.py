@@ -30,6 +30,12 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
+TASK_HELP = (
+    "Label tasks, comma-separated: superdiagnostic, diagnostic, form, rhythm, all "
+    "(several combine). [default: the layout's own labels]"
+)
+
+
 def _print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=1, default=str))
 
@@ -248,15 +254,23 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) 
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file with any FinetuneConfig fields; flags override it.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
-def finetune(data, out, init, scratch, subset, config_file, force, **flags) -> None:
+@click.option("--task", "tasks", default=None, help=TASK_HELP)
+@click.option(
+    "--lead-dropout",
+    type=float,
+    default=None,
+    help="Share of training windows fed with only 2-3 leads (full mode). [default: 0]",
+)
+def finetune(data, out, init, scratch, subset, config_file, force, tasks, **flags) -> None:
     """Fine-tune a classifier with a fraction of the labels (linear probe or full)."""
     from bell_edge.config import FinetuneConfig, load_toml, replace
+    from bell_edge.data.datasets import parse_tasks
     from bell_edge.train.finetune import finetune
 
     if (init is None) == (not scratch):
         raise InputError("give exactly one of --init RUN_OR_CKPT and --scratch")
     cfg = load_toml(FinetuneConfig, config_file) if config_file else FinetuneConfig()
-    cfg = replace(cfg, **flags)
+    cfg = replace(cfg, tasks=parse_tasks(tasks) if tasks else None, **flags)
     summary = finetune(data, out, cfg, init=init, subset=subset, force=force)
     val = summary["val"]
     click.echo(
@@ -274,13 +288,24 @@ def finetune(data, out, init, scratch, subset, config_file, force, **flags) -> N
               help="Bundle model to run (default int8); ignored for a torch run.")  # fmt: skip
 @click.option("--bootstrap", type=int, default=1000, show_default=True, help="CI resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def evaluate(model, data, split, precision, bootstrap, as_json) -> None:
+@click.option(
+    "--task",
+    "tasks",
+    default=None,
+    help="Score only these of the model's tasks. [default: all of them]",
+)
+@click.option(
+    "--leads",
+    default=None,
+    help="Mask all other leads and apply this lead set's thresholds, e.g. I,II.",
+)
+def evaluate(model, data, split, precision, bootstrap, as_json, tasks, leads) -> None:
     """Macro and per-class AUROC/AUPRC of a fine-tuned run, checkpoint or bundle."""
     from bell_edge.train.evaluate import evaluate_run
 
     if not model.exists():
         raise InputError(f"{model}: no such run, checkpoint or bundle")
-    result = evaluate_run(model, data, split, bootstrap, precision)
+    result = evaluate_run(model, data, split, bootstrap, precision, tasks, leads)
     if as_json:
         _print_json(result)
         return
@@ -292,7 +317,8 @@ def _show_metrics(r: dict) -> None:
     click.echo(
         f"{r['model']} ({r['precision']}) on {r['split']}: {r['n_records']} records, "
         f"macro AUROC {r['macro_auroc']:.4f} [{lo:.4f}, {hi:.4f}], "
-        f"macro AUPRC {r['macro_auprc']:.4f}"
+        f"macro AUPRC {r['macro_auprc']:.4f}; leads {r['leads']}, "
+        f"{100 * r['positive_rate']:.1f}% of decisions positive"
     )
     click.echo(f"{'class':>8} {'AUROC':>7} {'AUPRC':>7} {'F1':>6} {'pos':>5}")
     for cls, m in r["per_class"].items():
@@ -448,8 +474,9 @@ def _named_inits(pairs: tuple[str, ...], option: str = "--init") -> dict[str, st
                    "(repeat).")  # fmt: skip
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json.")
+@click.option("--task", "tasks", default=None, help=TASK_HELP)
 def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, modes, kfold,
-                     recipes, device, as_json) -> None:  # fmt: skip
+                     recipes, device, as_json, tasks) -> None:  # fmt: skip
     """Pretrained inits vs random init at several label fractions: report.md and a plot."""
     from bell_edge.config import FinetuneConfig, load_toml
     from bell_edge.train.experiment import MODES, label_efficiency, summarize
@@ -458,11 +485,12 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
     if not set(chosen) <= set(MODES):
         raise InputError(f"--modes {modes}: use linear and/or full")
     folds = _numbers(kfold, "--kfold", int) if kfold else None
+    named_recipes = {name: load_toml(FinetuneConfig, path)
+                     for name, path in _named_inits(recipes, "--recipe").items()}  # fmt: skip
     report = label_efficiency(
         data, out, _numbers(fractions, "--fractions"), seeds, budget, device=device,
         inits=_named_inits(inits), pretrain_data=list(pretrain_data) or None, modes=chosen,
-        folds=folds, recipes={name: load_toml(FinetuneConfig, path)
-                              for name, path in _named_inits(recipes, "--recipe").items()},
+        folds=folds, tasks=tasks, recipes=named_recipes,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=1))
@@ -515,17 +543,23 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
 
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="[default: $BELL_EDGE_DATA, else ../shared/data/ptbxl100]")  # fmt: skip
+              help="[default: $BELL_EDGE_DATA, else ../shared/data/ptbxl100-release]")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
 @click.option("--budget", type=click.Choice(["small", "full"]), default="small", show_default=True)
-def demo(data, out, budget) -> None:
+@click.option(
+    "--task",
+    "tasks",
+    default=None,
+    help="Label tasks. [default: superdiagnostic,rhythm where the data gives both]",
+)
+def demo(data, out, budget, tasks) -> None:
     """The main job end to end on real ECGs (resumes where it stopped)."""
     from bell_edge.demo import run_demo
 
     def report(stage: str, seconds: float, note: str) -> None:
         click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}")
 
-    summary = run_demo(data, out, budget, report)
+    summary = run_demo(data, out, budget, report, tasks)
     click.echo("")
     click.echo(f"{'macro AUROC on val, 10% labels':<34} {'value':>8}  95% CI")
     for name in ("scratch", "bell"):
@@ -588,8 +622,10 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines, then the summary.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of the ECG with predictions and quality flags over time.")  # fmt: skip
-@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
-def monitor(record, bundle, speed, hop, precision, as_json, plot, force) -> None:
+@click.option("--annotations", type=click.Path(path_type=Path), default=None,
+              help="Folder for <record>.qrs: WFDB beats and rhythm notes.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing --plot or .qrs file.")
+def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, force) -> None:
     """Replay a WFDB record through the streaming bedside monitor, one line per hop."""
     from bell_edge.replay import event_line, parse_speed, replay, summary_lines
 
@@ -599,7 +635,10 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, force) -> None
         else:
             click.echo(event_line(event))
 
-    summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show)
+    if annotations is not None and not annotations.is_dir():
+        raise InputError(f"--annotations {annotations}: no such folder")
+    summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
+                     annotations)  # fmt: skip
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     else:

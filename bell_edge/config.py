@@ -137,6 +137,8 @@ class FinetuneConfig:
     patience: int = 10
     seed: int = 0
     device: str = "auto"
+    tasks: tuple[str, ...] = ()  # label tasks (data.datasets.TASKS); () is the layout's own labels
+    lead_dropout: float = 0.0  # full mode: share of training windows fed with only some leads
     model: ModelConfig = ModelConfig()
     augment: AugmentConfig = AugmentConfig(  # milder than pretraining views
         crop_min=0.9, timeout_max=0.0, noise_std=0.02, scale_range=(0.9, 1.1), wander_amp=0.05

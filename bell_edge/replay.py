@@ -1,8 +1,14 @@
 """Replay a WFDB record through the streaming monitor, as a device would feed it (`bell-edge
-monitor`): one hop of samples per push, in real time, N times faster, or as fast as possible."""
+monitor`): one hop of samples per push, in real time, N times faster, or as fast as possible.
+
+`annotations` writes `<record>.qrs`, a WFDB annotation file at the record's rate: one `N` per
+detected beat, and the rhythm as aux notes on `+` annotations, as MIT-BIH and CPSC 2021 write it:
+`(N` where beats start, `(AFIB` at the onset of each AF alarm, `(N` where its condition ended (the
+alarm itself latches `clear_s` longer)."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,6 +52,7 @@ def replay(
     plot: str | Path | None = None,
     force: bool = False,
     on_event: Callable[[Event], None] | None = None,
+    annotations: str | Path | None = None,
 ) -> dict:
     """Stream a record through a StreamingMonitor; returns the summary (events included)."""
     if plot is not None and Path(plot).exists() and not force:
@@ -53,6 +60,9 @@ def replay(
     if plot is not None and not Path(plot).parent.is_dir():
         raise InputError(f"{plot}: folder {Path(plot).parent} does not exist")
     record = read_record(path)
+    qrs = None if annotations is None else Path(annotations) / f"{record.record_id}.qrs"
+    if qrs is not None and qrs.exists() and not force:
+        raise InputError(f"{qrs}: exists (use --force to replace it)")
     engine = Engine(bundle, precision=precision)
     leads = present_leads(record)
     try:
@@ -71,10 +81,54 @@ def replay(
             if on_event:
                 on_event(event)
     summary = summarize(record, events, time.monotonic() - t0, speed, precision)
+    if qrs is not None:
+        write_annotations(qrs, record.fs, events, monitor.alarms.config.clear_s)
+        summary["annotations"] = str(qrs)
     if plot is not None:
         plot_replay(record, events, hop_s, plot)
         summary["plot"] = str(plot)
     return summary
+
+
+def alarm_episodes(events: list[Event]) -> list[dict]:
+    """Each alarm from the event that raised it to the last that carried it."""
+    episodes: list[dict] = []
+    open_: dict[str, dict] = {}
+    for e in events:
+        names = {a.name for a in e.alarms}
+        for a in e.alarms:
+            if a.name not in open_:
+                open_[a.name] = {"name": a.name, "priority": a.priority, "onset": a.onset,
+                                 "raised": round(e.t, 3), "reason": a.reason}  # fmt: skip
+                episodes.append(open_[a.name])
+            open_[a.name]["last"] = round(e.t, 3)
+        for name in set(open_) - names:
+            del open_[name]
+    return episodes
+
+
+def write_annotations(path: Path, fs: float, events: list[Event], clear_s: float) -> None:
+    """`path` (DIR/<record>.qrs): beats and rhythm changes, written with wfdb.wrann."""
+    import wfdb
+
+    marks = [(int(round(b * fs)), "N", "") for e in events for b in e.beats]
+    if marks:
+        marks.append((marks[0][0], "+", "(N"))
+    end = int(round(events[-1].t * fs)) - 1 if events else 0
+    for ep in alarm_episodes(events):
+        if ep["name"] == "atrial_fibrillation":
+            marks.append((int(round(ep["onset"] * fs)), "+", "(AFIB"))
+            stop = ep["last"] if ep["last"] >= events[-1].t else ep["last"] - clear_s
+            marks.append((min(end, int(round(max(stop, ep["onset"]) * fs))), "+", "(N"))
+    marks.sort(key=lambda m: (m[0], m[1] != "+"))
+    if not marks:  # wfdb writes no empty file: one rhythm mark says nothing was detected
+        marks = [(0, "+", "(NOD")]
+    sample, symbol, aux = zip(*marks, strict=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        wfdb.wrann(path.stem, "qrs", np.array(sample), list(symbol), aux_note=list(aux), fs=fs,
+                   write_dir=tmp)  # fmt: skip
+        with staged_file(path) as staged:
+            staged.write_bytes((Path(tmp) / path.name).read_bytes())
 
 
 def summarize(
@@ -88,6 +142,7 @@ def summarize(
             if flag != "ok":
                 flags.setdefault(lead, Counter())[flag] += 1
     classes = list(analysed[0].probabilities) if analysed else []
+    hr = np.array([e.hr_bpm for e in events if e.hr_bpm is not None])
     return {
         "record": str(record.path),
         "fs": record.fs,
@@ -106,6 +161,20 @@ def summarize(
             c: round(float(np.mean([e.probabilities[c] for e in analysed])), 4) for c in classes
         },
         "lead_flags": {lead: dict(c) for lead, c in flags.items()},
+        "beats": int(sum(len(e.beats) for e in events)),
+        "hr_bpm": {
+            "hops": int(len(hr)),
+            **(
+                {
+                    "median": round(float(np.median(hr)), 1),
+                    "min": round(float(hr.min()), 1),
+                    "max": round(float(hr.max()), 1),
+                }
+                if len(hr)
+                else {}
+            ),
+        },  # fmt: skip
+        "alarms": alarm_episodes(events),
         "latency_ms": {
             "p50": round(float(np.percentile(latency, 50)), 3),
             "p99": round(float(np.percentile(latency, 99)), 3),
@@ -124,7 +193,9 @@ def event_line(e: Event) -> str:
     bad = [f"{lead} {flag}" for lead, flag in e.quality.items() if flag != "ok"]
     ok = len(e.quality) - len(bad)
     leads = f"{ok}/{len(e.quality)} leads ok" + (f" ({', '.join(bad)})" if bad else "")
-    return f"{e.t:8.1f} s  {what:<40} | {leads} | {e.latency_ms:6.1f} ms"
+    hr = "HR  -- " if e.hr_bpm is None else f"HR {e.hr_bpm:3.0f}"
+    alarms = "".join(f" | {a.priority.upper()} {a.name}" for a in e.alarms)
+    return f"{e.t:8.1f} s  {hr}  {what:<40} | {leads} | {e.latency_ms:6.1f} ms{alarms}"
 
 
 def summary_lines(s: dict) -> list[str]:
@@ -141,10 +212,19 @@ def summary_lines(s: dict) -> list[str]:
         )
     for lead, counts in s["lead_flags"].items():
         lines.append(f"lead {lead}: " + ", ".join(f"{f} in {n} hops" for f, n in counts.items()))
+    hr = s["hr_bpm"]
+    lines.append(
+        f"{s['beats']} beats; heart rate on {hr['hops']} hops"
+        + (f", median {hr['median']} bpm [{hr['min']}, {hr['max']}]" if hr["hops"] else "")
+    )
+    for a in s["alarms"]:
+        lines.append(f"alarm {a['priority']} {a['name']}: onset {a['onset']} s, raised "
+                     f"{a['raised']} s, until {a['last']} s ({a['reason']})")  # fmt: skip
     lat = s["latency_ms"]
     lines.append(f"latency per hop: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms")
-    if "plot" in s:
-        lines.append(f"plot: {s['plot']}")
+    for key in ("annotations", "plot"):
+        if key in s:
+            lines.append(f"{key}: {s[key]}")
     return lines
 
 
@@ -158,9 +238,9 @@ def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Pa
     leads = present_leads(record)
     x = record.signal[record.lead_mask]
     t = np.arange(x.shape[1]) / record.fs
-    fig, (ax_ecg, ax_p) = plt.subplots(
-        2, 1, figsize=(14, 3 + 0.5 * len(leads)), sharex=True,
-        gridspec_kw={"height_ratios": [max(2, len(leads) // 2), 2]},
+    fig, (ax_ecg, ax_hr, ax_p) = plt.subplots(
+        3, 1, figsize=(14, 5 + 0.5 * len(leads)), sharex=True,
+        gridspec_kw={"height_ratios": [max(2, len(leads) // 2), 1.5, 2]},
     )  # fmt: skip
     x = x - np.median(x, axis=1, keepdims=True)
     lo, hi = np.percentile(x, [1, 99], axis=1)
@@ -172,13 +252,26 @@ def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Pa
             if flag != "ok":
                 ax_ecg.plot([e.t - hop_s, e.t], [-(i - 0.4) * scale] * 2,
                             color=FLAG_COLORS[flag], lw=3)  # fmt: skip
+    beats = np.array([b for e in events for b in e.beats])
+    ax_ecg.plot(beats, np.full(len(beats), 0.6 * scale), "v", color="tab:blue", ms=3)
     ax_ecg.set_yticks([-i * scale for i in range(len(leads))], leads)
     ax_ecg.set_title(
-        f"{record.record_id}: ECG; bars: quality flags, at the end of each window", loc="left"
+        f"{record.record_id}: ECG; triangles: beats; bars: quality flags, at the end of each "
+        "window",
+        loc="left",
     )
     handles = [plt.Line2D([], [], color=c, lw=3, label=f) for f, c in FLAG_COLORS.items()]
     ax_ecg.legend(handles=handles, loc="lower right", bbox_to_anchor=(1, 1), fontsize=7, ncols=4)
     times = np.array([e.t for e in events])
+    ax_hr.plot(times, [np.nan if e.hr_bpm is None else e.hr_bpm for e in events], color="black")
+    for k, ep in enumerate(alarm_episodes(events)):
+        color = {"high": "tab:red", "medium": "tab:orange", "low": "tab:cyan"}[ep["priority"]]
+        ax_hr.axvspan(ep["onset"], ep["last"], color=color, alpha=0.25, lw=0)
+        at = ax_hr.get_xaxis_transform()
+        ax_hr.text(ep["onset"], 1 - 0.12 * (k % 6), ep["name"], transform=at, fontsize=7, va="top")
+    ax_hr.set_ylabel("HR (bpm)")
+    ax_hr.set_title("heart rate; bands: alarms from onset (red high, orange medium, cyan low)",
+                    loc="left", fontsize=9)  # fmt: skip
     analysed = [e for e in events if e.analysed]
     if analysed:
         for k, c in enumerate(analysed[0].probabilities):

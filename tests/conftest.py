@@ -130,3 +130,13 @@ def tiny_config(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_TOML)
     return path
+
+
+@pytest.fixture(scope="session")
+def ptbxl_release() -> Path:
+    return _need(DATA / "ptbxl100-release")
+
+
+@pytest.fixture(scope="session")
+def mitdb100() -> Path:
+    return _need(DATA / "mitdb" / "100.hea").with_suffix("")

@@ -49,7 +49,7 @@ def _calibration(calib: Path, clf) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def eval_set(path: Path, clf) -> EvalSet:
-    cache = data_cache.load(path, clf.preprocess, progress=False)
+    cache = data_cache.load(path, clf.preprocess, progress=False, tasks=clf.meta.get("tasks"))
     split = "val" if len(cache.rows("val")) else "test"
     rows = labeled_rows(cache, split, clf.classes, path)
     return EvalSet(
@@ -193,7 +193,8 @@ def export_bundle(
             "preprocess_hash": config_hash(clf.preprocess),
             "model_config": config_dict(clf.model_config),
             "source_checkpoint": str(Path(ckpt).resolve()),
-            "training": clf.meta,
+            "training": {k: v for k, v in clf.meta.items() if k != "lead_set_thresholds"},
+            "lead_set_thresholds": clf.meta.get("lead_set_thresholds", {}),
             "versions": {**versions(), **report.get("tensorrt", {})},
             **manifest_extra,
         }

@@ -22,7 +22,14 @@ import numpy as np
 from tqdm import tqdm
 
 from bell_edge.config import PreprocessConfig, from_dict, to_dict
-from bell_edge.data.datasets import SPLITS, Dataset, DatasetError, RecordRef, open_dataset
+from bell_edge.data.datasets import (
+    SPLITS,
+    Dataset,
+    DatasetError,
+    RecordRef,
+    open_dataset,
+    parse_tasks,
+)
 from bell_edge.data.preprocess import record_windows
 from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
@@ -87,7 +94,11 @@ def source_hash(ref: RecordRef) -> str:
 
 
 def cache_key(dataset: Dataset, hashes: list[str], cfg: PreprocessConfig) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{dataset.layout}|{cfg.hash()}|{dataset.classes}".encode())
+    # The default labels (the superclasses) keep their v2 keys; other tasks are keyed by name.
+    named = dataset.tasks not in ((), ("superdiagnostic",))
+    tasks = f"|{','.join(dataset.tasks)}" if named else ""
+    head = f"v{CACHE_VERSION}|{dataset.layout}{tasks}|{cfg.hash()}|{dataset.classes}"
+    h = hashlib.sha256(head.encode())
     for ref, digest in zip(dataset.records, hashes, strict=True):
         h.update(f"{ref.record_id}|{ref.split}|{ref.labels}|{digest}\n".encode())
     return h.hexdigest()
@@ -181,6 +192,7 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
         "shape": [n, 12, cfg.window_samples],
         "source": str(dataset.root),
         "layout": dataset.layout,
+        "tasks": list(dataset.tasks),
         "classes": list(dataset.classes),
         "preprocess": to_dict(cfg),
         "preprocess_hash": cfg.hash(),
@@ -257,16 +269,25 @@ def open_cache(root: str | Path) -> WindowCache:
 
 
 def load(
-    path: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True
+    path: str | Path,
+    cfg: PreprocessConfig | None = None,
+    progress: bool = True,
+    tasks: str | tuple[str, ...] | None = None,
 ) -> WindowCache:
-    """A cache folder as is, or a dataset folder prepared into the user cache, reused."""
+    """A cache folder as is, or a dataset folder (labeled by `tasks`, default the layout's own
+    labels) prepared into the user cache, reused; one cache slot per folder, settings and tasks."""
     cfg = cfg or PreprocessConfig()
     path = Path(path)
+    tasks = parse_tasks(tasks)
     if is_cache(path):
         cache = open_cache(path)
         if cache.config != cfg:
             raise CacheError(f"{path}: prepared with other preprocessing settings than requested")
+        if tasks and tuple(cache.meta.get("tasks", ())) != tasks:
+            raise CacheError(f"{path}: prepared for tasks {cache.meta.get('tasks') or 'default'}, "
+                             f"not {','.join(tasks)}")  # fmt: skip
         return cache
-    dataset = open_dataset(path)
-    slot = hashlib.sha256(f"{dataset.root.resolve()}|{cfg.hash()}".encode()).hexdigest()[:16]
+    dataset = open_dataset(path, tasks=tasks)
+    label = "" if not tasks else "|" + ",".join(tasks)  # default tasks keep their old slot
+    slot = hashlib.sha256(f"{dataset.root.resolve()}|{cfg.hash()}{label}".encode()).hexdigest()[:16]
     return prepare(dataset, default_cache_root() / slot, cfg, force=True, progress=progress).cache

@@ -20,3 +20,39 @@ def canonical_lead(name: str) -> str | None:
     if key in _EXTRA_LEADS:
         return None
     raise KeyError(name)
+
+
+# The lead sets a bundle carries decision thresholds for: a 12-lead cart and the usual 2- and
+# 3-lead monitors and Holters. Keyed by the comma-joined names (`--leads I,II`).
+LEAD_SETS: dict[str, tuple[str, ...]] = {
+    ",".join(leads): leads
+    for leads in (CANONICAL_LEADS, ("I", "II"), ("I", "II", "III"), ("I", "II", "V1"))
+}
+
+
+def parse_leads(text: str) -> tuple[str, ...]:
+    """`I,II` -> canonical names in the 12-lead order; ValueError naming an unknown lead."""
+    names = []
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            lead = canonical_lead(part)
+        except KeyError:
+            lead = None
+        if lead is None:
+            raise ValueError(f"unknown lead {part.strip()!r} (use {', '.join(CANONICAL_LEADS)})")
+        names.append(lead)
+    if not names:
+        raise ValueError("no lead names given")
+    return tuple(lead for lead in CANONICAL_LEADS if lead in names)
+
+
+def closest_lead_set(leads: tuple[str, ...] | list[str], available: list[str]) -> str:
+    """The name of the lead set in `available` closest to `leads`: the one sharing the most
+    leads with it, then the one with the fewest leads it lacks."""
+    have = set(leads)
+
+    def rank(name: str) -> tuple[int, int]:
+        wanted = set(name.split(","))
+        return (-len(wanted & have), len(wanted - have))
+
+    return min(available, key=rank)

@@ -56,7 +56,11 @@ def load_classifier(path: str | Path) -> Classifier:
         preprocess=from_dict(PreprocessConfig, state["preprocess"]),
         classes=tuple(state["classes"]),
         thresholds=np.asarray(state["thresholds"], dtype=np.float32),
-        meta={k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
+        meta={
+            **{k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
+            "tasks": state.get("tasks", []),
+            "lead_set_thresholds": state.get("lead_set_thresholds", {}),
+        },
     )
 
 

@@ -12,6 +12,14 @@ filling and when fewer than `min_leads` good leads remain (default 2: what a 2-l
 Bad samples (NaN, inf, values beyond 1e9, values that are not numbers) never raise: they are
 gaps. Wrong usage (bad rate, unknown lead names, a chunk of another width) raises ValueError.
 The rate is fixed for a session: a device that changes rate starts a new monitor.
+
+Decisions use the bundle's thresholds for the monitor's lead set when the bundle carries them
+(`lead_set_thresholds`, fitted on val with the other leads masked), else its 12-lead ones.
+
+The rhythm half (`beats`, `alarms`): at every hop, beats are detected on the good leads of the
+buffered window (`beats.BeatDetector`: final `beats.DELAY_S` after they happen), giving `hr_bpm`
+(stated averaging in `beats`) and the alarms of `alarms.AlarmManager`. They run from the first
+`beats.MIN_WINDOW_S` seconds on, with one good lead, whether or not the model runs.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import numpy as np
 from bell_edge.data.leads import canonical_lead
 from bell_edge.data.preprocess import preprocess_window
 from bell_edge.runtime import quality
+from bell_edge.runtime.alarms import Alarm, AlarmConfig, AlarmManager
+from bell_edge.runtime.beats import BeatDetector
 from bell_edge.runtime.engine import Engine
 
 MIN_FS = 50.0  # as data.records
@@ -38,9 +48,12 @@ class Event:
     quality: dict[str, str]  # device lead (canonical name) -> flag
     masked: tuple[str, ...]  # model leads fed as missing: bad or not on the device
     probabilities: dict[str, float] | None  # None: no analysis
-    decisions: dict[str, bool] | None  # probability >= the bundle's threshold
+    decisions: dict[str, bool] | None  # probability >= the threshold for the monitor's leads
     reason: str | None  # why there is no analysis
-    latency_ms: float  # time spent on this hop (quality, preprocessing, inference)
+    latency_ms: float  # time spent on this hop (quality, beats, preprocessing, inference, alarms)
+    hr_bpm: float | None = None  # None: not enough analysable signal (see beats)
+    beats: tuple[float, ...] = ()  # beats that became final at this hop, stream seconds
+    alarms: tuple[Alarm, ...] = ()  # active (latched) alarms
 
     @property
     def analysed(self) -> bool:
@@ -61,6 +74,7 @@ class StreamingMonitor:
         hop_s: float = 1.0,
         window_s: float = 10.0,
         min_leads: int = 2,
+        alarms: AlarmConfig | None = None,
     ):
         bundle = engine.bundle
         self.engine, self.cfg = engine, bundle.preprocess
@@ -90,6 +104,11 @@ class StreamingMonitor:
                 f"this device gives ({', '.join(self.leads)})"
             )
         self.min_leads = min_leads
+        self.lead_set, self.thresholds = _thresholds(bundle, self.leads, engine.thresholds)
+        self.beats = BeatDetector(self.fs, self.leads)
+        afib = list(engine.classes).index("AFIB") if "AFIB" in engine.classes else None
+        self._afib = afib
+        self.alarms = AlarmManager(alarms, None if afib is None else float(self.thresholds[afib]))
         self._buf = np.zeros((len(self.columns), self.span))
         self._bad = np.ones((len(self.columns), self.span), dtype=bool)
         self._pos = 0  # next write position in the ring
@@ -175,6 +194,7 @@ class StreamingMonitor:
         have = min(self.samples, self.span)
         x, flags = quality.assess(x[:, -have:], bad[:, -have:], self.fs)
         good = [i for i, flag in enumerate(flags) if flag == "ok"]
+        new_beats = self.beats.update(x, good, self.samples)
         model_leads = self.engine.bundle.lead_order
         used = {self.rows[i] for i in good}
         masked = tuple(lead for j, lead in enumerate(model_leads) if j not in used)
@@ -190,19 +210,28 @@ class StreamingMonitor:
                 classes = self.engine.classes
                 probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
                 decisions = {
-                    c: bool(v >= th)
-                    for c, v, th in zip(classes, p, self.engine.thresholds, strict=True)
+                    c: bool(v >= th) for c, v, th in zip(classes, p, self.thresholds, strict=True)
                 }
             else:
                 reason = "model output is not finite"
+        t = self.samples / self.fs
+        hr = self.beats.hr_bpm()
+        active = self.alarms.update(
+            t, hr, self.beats.silent_s(), self.beats.rr_s(),
+            None if probs is None or self._afib is None else probs["AFIB"],
+            dict(zip(self.leads, flags, strict=True)), bool(self.beats.leads_used),
+        )  # fmt: skip
         return Event(
-            t=self.samples / self.fs,
+            t=t,
             quality=dict(zip(self.leads, flags, strict=True)),
             masked=masked,
             probabilities=probs,
             decisions=decisions,
             reason=reason,
             latency_ms=1000 * (time.perf_counter() - t0),
+            hr_bpm=hr,
+            beats=tuple(round(b / self.fs, 4) for b in new_beats),
+            alarms=active,
         )
 
     def _infer(self, x: np.ndarray, good: list[int]) -> np.ndarray:
@@ -215,6 +244,15 @@ class StreamingMonitor:
         mask = np.zeros((1, leads), dtype=np.float32)
         full[0, rows], mask[0, rows] = window, 1.0
         return self.engine.probabilities(full, mask)[0]
+
+
+def _thresholds(bundle, leads: tuple[str, ...], default: np.ndarray):
+    """(lead-set name, thresholds): the bundle's for exactly these model leads, else its own."""
+    key = ",".join(lead for lead in bundle.lead_order if lead in leads)
+    by_set = bundle.manifest.get("lead_set_thresholds", {})
+    if key in by_set and len(by_set[key]["thresholds"]) == len(default):
+        return key, np.asarray(by_set[key]["thresholds"], dtype=np.float32)
+    return "bundle", default
 
 
 def _positive(value, name: str) -> float:

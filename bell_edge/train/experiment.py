@@ -29,7 +29,7 @@ from tqdm import tqdm
 from bell_edge.config import FinetuneConfig, PretrainConfig, config_hash, replace, to_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import file_sha256
-from bell_edge.data.datasets import record_folds
+from bell_edge.data.datasets import parse_tasks, record_folds
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file, write_json, write_text
 from bell_edge.metrics import bootstrap_aurocs
@@ -119,7 +119,7 @@ def run_grid(
 ) -> list[dict]:
     """Fine-tune every init on the same subsets; one result row per run. `recipes` gives an
     init its own fine-tuning config (default `ft_cfg`)."""
-    cache = data_cache.load(data, ft_cfg.preprocess, progress=progress)
+    cache = data_cache.load(data, ft_cfg.preprocess, progress=progress, tasks=ft_cfg.tasks)
     if not cache.classes or (folds is None and len(cache.rows("val")) == 0):
         raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
     holdouts: dict[int | None, list[str] | None] = {None: None}
@@ -270,6 +270,7 @@ def label_efficiency(
     modes: tuple[str, ...] = MODES,
     folds: tuple[int, ...] | None = None,
     recipes: dict[str, FinetuneConfig] | None = None,
+    tasks: str | tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """BELL, BYOL and random init on the same subsets; `inits` names ready encoders (a run, an
     `encoder.pt`) instead of pretraining them here, on `pretrain_data` (default: `data`).
@@ -280,7 +281,8 @@ def label_efficiency(
     started = time.perf_counter()
     pre_cfg = replace(pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs,
                       device=device)  # fmt: skip
-    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device)
+    ft_cfg = replace(finetune_config or FinetuneConfig(), device=device,
+                     tasks=parse_tasks(tasks) or None)  # fmt: skip
     encoders: dict[str, Path | None] = {}
     if inits:
         # A run, an encoder file, or the name of a shipped encoder (verified against its hash).
@@ -299,7 +301,7 @@ def label_efficiency(
     if unknown:
         raise InputError(f"--recipe {', '.join(sorted(unknown))}: no such init "
                          f"(inits: {', '.join(encoders)})")  # fmt: skip
-    recipes = {k: replace(v, device=device) for k, v in (recipes or {}).items()}
+    recipes = {k: replace(v, device=device, tasks=ft_cfg.tasks) for k, v in (recipes or {}).items()}
     results = run_grid(Path(data), out, encoders, fractions, seeds, modes, ft_cfg, plan, folds, log,
                        progress, recipes)  # fmt: skip
     scorers = run_scorers()

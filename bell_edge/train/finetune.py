@@ -22,6 +22,7 @@ from tqdm import tqdm
 from bell_edge.config import FinetuneConfig, dump_toml
 from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
+from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file, write_json, write_text
@@ -41,6 +42,7 @@ from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
 from bell_edge.train.device import generator, resolve_device
+from bell_edge.train.lead_sets import drop_leads, lead_set_thresholds
 from bell_edge.train.pretrain import load_encoder
 
 METRICS = "metrics.jsonl"
@@ -69,6 +71,9 @@ def finetune(
     check_run_dir(out, force)
     if cfg.mode not in ("linear", "full"):
         raise InputError(f"--mode {cfg.mode}: use linear or full")
+    if not 0.0 <= cfg.lead_dropout < 1.0:
+        raise InputError(f"--lead-dropout {cfg.lead_dropout}: use a share in [0, 1)")
+    cfg = dataclasses.replace(cfg, tasks=parse_tasks(cfg.tasks))
     checkpoint.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
 
@@ -80,7 +85,7 @@ def finetune(
         source = Path(init) if Path(init).exists() else pretrained.verified_path(str(init))
         model_cfg, preprocess, encoder_state, init_method = load_encoder(source)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
-    cache = data_cache.load(data, cfg.preprocess, progress=progress)
+    cache = data_cache.load(data, cfg.preprocess, progress=progress, tasks=cfg.tasks)
     if not cache.classes:
         raise InputError(f"{data}: unlabeled; fine-tuning needs labels")
     if start is not None and tuple(cache.classes) != start.classes:
@@ -123,6 +128,10 @@ def finetune(
         np.savez(tmp, record_ids=ids, scores=val_scores, labels=val_labels)
     thresholds = best_f1_thresholds(val_labels, val_scores)
     val = evaluate_scores(val_labels, val_scores, cache.classes, thresholds, bootstrap=0)
+    by_lead_set = lead_set_thresholds(
+        lambda x, m: predict(model, x, m), cache.windows[val_rows], cache.lead_masks[val_rows],
+        cache.record_ids[val_rows], cache.labels[val_rows], cache.classes,
+    )  # fmt: skip
     checkpoint.save(
         {
             "format": CLASSIFIER_FORMAT,
@@ -136,6 +145,8 @@ def finetune(
             "label_fraction": cfg.label_fraction,
             "mode": cfg.mode,
             "val_macro_auroc": val["macro_auroc"],
+            "tasks": list(cfg.tasks),
+            "lead_set_thresholds": by_lead_set,
         },
         out / MODEL,
     )
@@ -148,6 +159,7 @@ def finetune(
         "epochs_run": best["epochs_run"],
         "seconds": best["seconds"],
         "val": val,
+        "val_by_lead_set": {k: v["val_macro_auroc"] for k, v in by_lead_set.items()},
     }
     write_json(out / "summary.json", summary)
     return summary
@@ -271,6 +283,7 @@ class _FullFineTune(_Trainer):
             mask = torch.from_numpy(self.cache.lead_masks[rows]).to(self.device)
             y = torch.from_numpy(self.cache.labels[rows]).to(self.device)
             x = self.augment(x, g)
+            x, mask = drop_leads(x, mask, self.cfg.lead_dropout, g)
             loss = self.loss(self.model(x, mask), y)
             if self.anchor:
                 loss = loss + self.cfg.l2sp * sum((p - p0).pow(2).sum() for p, p0 in self.anchor)

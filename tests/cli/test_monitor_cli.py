@@ -71,3 +71,27 @@ def test_bad_input_is_one_line_exit_2(cpsc2021, tiny_bundle, tmp_path):
         result = run(*args)
         assert result.exit_code == 2, (message, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_annotations_write_a_wfdb_qrs_file_that_scores_against_the_reference(
+    cpsc2021, tiny_bundle, tmp_path
+):
+    import numpy as np
+    import wfdb
+    from wfdb import processing
+
+    record = cpsc2021 / "data_21_7"
+    result = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", tmp_path,
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    assert summary["annotations"] == str(tmp_path / "data_21_7.qrs")
+    qrs = wfdb.rdann(str(tmp_path / "data_21_7"), "qrs")
+    assert qrs.fs == 200 and qrs.aux_note[qrs.symbol.index("+")] == "(N"
+    beats = np.array([s for s, y in zip(qrs.sample, qrs.symbol, strict=True) if y == "N"])
+    ref = wfdb.rdann(str(record), "atr").sample
+    ref = ref[ref < beats.max()]
+    c = processing.compare_annotations(ref, beats, 30)
+    assert c.tp / len(ref) > 0.99 and c.tp / len(beats) > 0.99
+    again = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", tmp_path)
+    assert again.exit_code == 2 and "exists (use --force" in again.output

@@ -69,7 +69,7 @@ def test_events_equal_offline_preprocessing_and_inference(engine, a1988):
         np.testing.assert_array_equal(probs(e), offline(engine, a1988.signal, a1988.fs, e))
         assert e.decisions == {
             c: bool(p >= th)
-            for (c, p), th in zip(e.probabilities.items(), engine.thresholds, strict=True)
+            for (c, p), th in zip(e.probabilities.items(), monitor.thresholds, strict=True)
         }
         assert 0 < e.latency_ms < 5000
     # the real lead-off: V6 is flat from 29.5 to 34 s; windows with >= 1 s of it mask V6 alone
@@ -85,6 +85,9 @@ def test_two_lead_holter_equals_offline(engine, cpsc2021):
     monitor = StreamingMonitor(engine, rec.fs, ["I", "II"], hop_s=2.5)
     events = [e for e in stream(monitor, rec.signal[:2].T, seed=1) if e.analysed]
     assert len(events) == 13
+    by_set = engine.bundle.manifest["lead_set_thresholds"]["I,II"]["thresholds"]
+    assert monitor.lead_set == "I,II"  # the thresholds fitted with the other leads masked
+    np.testing.assert_allclose(monitor.thresholds, by_set, rtol=1e-6)
     for e in events:
         assert e.masked == tuple(LEADS[2:])
         np.testing.assert_array_equal(probs(e), offline(engine, rec.signal, rec.fs, e))

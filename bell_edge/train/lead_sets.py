@@ -1,0 +1,66 @@
+"""Lead subsets in training: lead dropout, and decision thresholds fitted per lead set.
+
+A 2- or 3-lead monitor must not inherit thresholds fitted on 12 leads: `lead_set_thresholds`
+refits them on the val split with every lead outside the set masked (zeroed, mask False, as the
+runtime feeds a lead the device lacks). `drop_leads` trains one model for all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bell_edge.config import CANONICAL_LEADS
+from bell_edge.data.leads import LEAD_SETS
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores
+from bell_edge.models.artifact import per_record
+
+SUBSET_ROWS = [
+    [CANONICAL_LEADS.index(lead) for lead in leads]
+    for leads in LEAD_SETS.values()
+    if len(leads) < len(CANONICAL_LEADS)
+]
+
+
+def lead_set_mask(masks: np.ndarray, leads: tuple[str, ...]) -> np.ndarray:
+    """`masks` with every lead outside `leads` set False."""
+    keep = np.isin(np.array(CANONICAL_LEADS), leads)
+    return masks & keep[None, :]
+
+
+def drop_leads(
+    x: torch.Tensor, mask: torch.Tensor, share: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Feed a `share` of the windows with fewer leads: half of them one of the monitor lead
+    sets (I+II, I+II+III, I+II+V1), half a random 2 or 3 of their leads. Dropped leads are
+    zeroed and masked, as the runtime feeds a missing lead."""
+    if share <= 0:
+        return x, mask
+    n, leads = mask.shape
+    on = g.device  # a generator draws only on its own device
+    chosen = torch.rand(n, generator=g, device=on) < share
+    keep = torch.ones(n, leads, dtype=torch.bool)
+    for i in torch.nonzero(chosen).flatten().tolist():
+        keep[i] = False
+        if torch.rand(1, generator=g, device=on).item() < 0.5:
+            rows = SUBSET_ROWS[int(torch.randint(len(SUBSET_ROWS), (1,), generator=g, device=on))]
+        else:
+            k = int(torch.randint(2, 4, (1,), generator=g, device=on))
+            rows = torch.randperm(leads, generator=g, device=on)[:k].tolist()
+        keep[i, rows] = True
+    keep = keep.to(mask.device) & mask.bool()
+    return x * keep[:, :, None].to(x.dtype), keep.to(mask.dtype)
+
+
+def lead_set_thresholds(predict_fn, windows, masks, record_ids, labels, classes) -> dict:
+    """Per lead set: best-F1 thresholds on these (val) windows with the other leads masked, and
+    the set's macro AUROC. `predict_fn(windows, masks)` gives window scores."""
+    out = {}
+    for name, leads in LEAD_SETS.items():
+        m = lead_set_mask(masks, leads)
+        x = windows * m[:, :, None].astype(windows.dtype)
+        _, scores, y = per_record(record_ids, predict_fn(x, m), labels)
+        thresholds = best_f1_thresholds(y, scores)
+        auroc = evaluate_scores(y, scores, classes, thresholds, bootstrap=0)["macro_auroc"]
+        out[name] = {"thresholds": thresholds.tolist(), "val_macro_auroc": auroc}
+    return out

@@ -1,0 +1,235 @@
+"""The monitor's rhythm half on annotated records, measured as ANSI/AAMI EC57 does.
+
+Every record is replayed through `bell-edge monitor` (`replay`, speed max) with `--annotations`;
+the `.qrs` it writes is scored against the reference `.atr`:
+- beats: `wfdb.processing.compare_annotations`, 150 ms window, over the final part of the record
+  (beats are final `beats.DELAY_S` after they happen, so the last seconds are not scored);
+- heart rate: each event's `hr_bpm` against 60 / mean RR of the reference beats over the same
+  span ([t - 14, t - 6] s);
+- AF on cpsc2021: reference episodes from the `(AFIB` / `(N` aux notes; an onset (after the
+  record's start) is alarmed when an AF alarm is raised inside its episode; time to alarm from
+  the onset; false AF alarms (raised outside every reference episode) per non-AF hour; AF
+  duration Se and +P from the `(AFIB` spans of the `.qrs`;
+- AFIB AUROC on ptbxl100-release val (`evaluate_run`, the bundle through ONNX Runtime);
+- CPU seconds per ECG-hour of the whole monitor (quality, beats, model, alarms) on a 12-lead
+  500 Hz record, process time of one replay.
+
+    python benchmarks/monitor_rhythm.py --bundle B --out benchmarks/results/monitor_rhythm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import wfdb
+from wfdb import processing
+
+from bell_edge.bench.machine import summary as machine_summary
+from bell_edge.replay import replay
+from bell_edge.runtime.beats import DELAY_S, HR_WINDOW_S
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
+
+
+def beats_and_rhythm(path: Path, ext: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    ann = wfdb.rdann(str(path), ext)
+    beats = np.array([s for s, y in zip(ann.sample, ann.symbol, strict=True) if y in BEAT_SYMBOLS])
+    notes = [(int(s), a.strip()) for s, a in zip(ann.sample, ann.aux_note, strict=True)
+             if a.strip().startswith("(")]  # fmt: skip
+    return beats, notes
+
+
+def af_spans(notes: list[tuple[int, str]], end: int) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for sample, note in sorted(notes):
+        if note == "(AFIB" and start is None:
+            start = sample
+        elif note != "(AFIB" and start is not None:
+            spans.append((start, sample))
+            start = None
+    if start is not None:
+        spans.append((start, end))
+    return spans
+
+
+def overlap(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
+    return sum(max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in a for s2, e2 in b)
+
+
+def score_record(path: Path, bundle: Path, out: Path) -> dict:
+    rec = wfdb.rdheader(str(path))
+    fs, n = float(rec.fs), rec.sig_len
+    t0 = time.process_time()
+    hrs: list[tuple[float, float]] = []
+
+    def keep(e) -> None:
+        if e.hr_bpm is not None:
+            hrs.append((e.t, e.hr_bpm))
+
+    summary = replay(path, bundle, None, annotations=out, force=True, on_event=keep)
+    cpu = time.process_time() - t0
+    found, found_notes = beats_and_rhythm(out / path.name, "qrs")
+    ref, ref_notes = beats_and_rhythm(path, "atr")
+    scored_to = n - DELAY_S * fs - 1
+    ref_s, found_s = ref[ref < scored_to], found[found < scored_to]
+    c = processing.compare_annotations(ref_s, found_s, int(0.15 * fs))
+    row = {
+        "record": f"{path.parent.name}/{path.name}",
+        "fs": fs,
+        "seconds": round(n / fs, 1),
+        "ref_beats": int(len(ref_s)),
+        "found_beats": int(len(found_s)),
+        "tp": int(c.tp),
+        "cpu_s": round(cpu, 2),
+        "alarms": summary["alarms"],
+        "hr_errors": hr_errors(hrs, ref, fs),
+    }
+    ref_af = af_spans(ref_notes, n)
+    found_af = af_spans(found_notes, n)
+    af_alarms = [a for a in summary["alarms"] if a["name"] == "atrial_fibrillation"]
+    onsets = []
+    for s, e in ref_af:
+        if s == 0:
+            continue  # the record starts in AF: no onset to detect
+        raised = [a["raised"] for a in af_alarms if s / fs <= a["raised"] <= e / fs]
+        delay = round(min(raised) - s / fs, 1) if raised else None
+        onsets.append({"onset_s": round(s / fs, 1), "end_s": round(e / fs, 1),
+                       "time_to_alarm_s": delay})  # fmt: skip
+    false = [a for a in af_alarms if not any(s / fs <= a["raised"] <= e / fs for s, e in ref_af)]
+    row.update({
+        "af_onsets": onsets,
+        "false_af_alarms": len(false),
+        "non_af_hours": (n - sum(e - s for s, e in ref_af)) / fs / 3600,
+        "af_ref_s": sum(e - s for s, e in ref_af) / fs,
+        "af_found_s": sum(e - s for s, e in found_af) / fs,
+        "af_overlap_s": overlap(ref_af, found_af) / fs,
+    })  # fmt: skip
+    return row
+
+
+def hr_errors(hrs: list[tuple[float, float]], ref: np.ndarray, fs: float) -> list[float]:
+    """Differences hr_bpm - reference over the same span, one per hop with a heart rate."""
+    out = []
+    for t, hr in hrs:
+        lo, hi = (t - DELAY_S - HR_WINDOW_S) * fs, (t - DELAY_S) * fs
+        beats = ref[(ref >= lo) & (ref < hi)]
+        if len(beats) >= 3:
+            out.append(hr - 60 * fs / np.mean(np.diff(beats)))
+    return out
+
+
+def afib_auroc(bundle: Path) -> dict:
+    from bell_edge.train.evaluate import evaluate_run
+
+    r = evaluate_run(bundle, DATA / "ptbxl100-release", "val", 1000, "int8", "rhythm")
+    m = r["per_class"]["AFIB"]
+    return {"auroc": m["auroc"], "auroc_ci": m["auroc_ci"], "positives": m["positives"],
+            "records": r["n_records"]}  # fmt: skip
+
+
+def cost_12_lead(bundle: Path, out: Path) -> dict:
+    def length(hea: Path) -> int:
+        return wfdb.rdheader(str(hea.with_suffix(""))).sig_len
+
+    path = max((DATA / "cpsc2018").glob("*.hea"), key=length)
+    rec = wfdb.rdheader(str(path.with_suffix("")))
+    t0 = time.process_time()
+    replay(path.with_suffix(""), bundle, None, annotations=out, force=True)
+    cpu = time.process_time() - t0
+    hours = rec.sig_len / rec.fs / 3600
+    return {"record": path.stem, "fs": rec.fs, "leads": rec.n_sig, "seconds": rec.sig_len / rec.fs,
+            "cpu_s": round(cpu, 2), "cpu_s_per_ecg_hour": round(cpu / hours, 1)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--records", type=int, default=None, help="First N cpsc2021 records.")
+    parser.add_argument("--no-mitdb", action="store_true")
+    parser.add_argument("--no-auroc", action="store_true", help="Skip the AFIB AUROC.")
+    args = parser.parse_args()
+    paths = [h.with_suffix("") for h in sorted((DATA / "cpsc2021").glob("*.hea"))][: args.records]
+    if not args.no_mitdb:
+        paths.append(DATA / "mitdb" / "100")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for p in paths:
+            rows.append(score_record(p, args.bundle, Path(tmp)))
+            keys = ("record", "ref_beats", "found_beats", "tp", "af_onsets", "cpu_s")
+            print(json.dumps({k: rows[-1][k] for k in keys}), flush=True)
+        cost = cost_12_lead(args.bundle, Path(tmp))
+    afib = None if args.no_auroc else afib_auroc(args.bundle)
+    result = {"rows": rows, "cost": cost, "afib": afib,
+              "bundle": str(args.bundle), "machine": machine_summary()}  # fmt: skip
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float))
+    args.out.with_suffix(".md").write_text(report(result))
+    print(report(result))
+
+
+def pct(a: float, b: float) -> str:
+    return f"{100 * a / b:.2f}%" if b else "-"
+
+
+def report(r: dict) -> str:
+    rows = r["rows"]
+    lines = ["# Monitor rhythm: beats, heart rate, AF alarms (issue 13)", "",
+             "`python benchmarks/monitor_rhythm.py --bundle B "
+             "--out benchmarks/results/monitor_rhythm`",
+             "", f"Bundle: `{r['bundle']}`. Machine: {r['machine']}.", "",
+             "| record | beats | Se | +P | HR MAE (bpm) | AF onsets alarmed | false AF alarms |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for x in rows:
+        hr = np.abs(x["hr_errors"])
+        on = x["af_onsets"]
+        lines.append(
+            f"| {x['record']} | {x['ref_beats']} | {pct(x['tp'], x['ref_beats'])} | "
+            f"{pct(x['tp'], x['found_beats'])} | {hr.mean() if len(hr) else float('nan'):.2f} | "
+            f"{sum(o['time_to_alarm_s'] is not None for o in on)}/{len(on)} | "
+            f"{x['false_af_alarms']} |"
+        )
+    cp = [x for x in rows if x["record"].startswith("cpsc2021")]
+    tp, nr, nf = (sum(x[k] for x in cp) for k in ("tp", "ref_beats", "found_beats"))
+    onsets = [o for x in cp for o in x["af_onsets"]]
+    times = [o["time_to_alarm_s"] for o in onsets if o["time_to_alarm_s"] is not None]
+    hr_all = np.abs(np.concatenate([x["hr_errors"] for x in rows if x["hr_errors"]]))
+    non_af_h = sum(x["non_af_hours"] for x in cp)
+    af_ref, af_found, af_ov = (sum(x[k] for x in cp) for k in ("af_ref_s", "af_found_s",
+                                                                 "af_overlap_s"))  # fmt: skip
+    lines += [
+        "",
+        f"- cpsc2021, all {nr} beats: Se {pct(tp, nr)}, +P {pct(tp, nf)} "
+        "(target Se >= 99.0%, +P >= 98.5%).",
+        f"- HR error over {len(hr_all)} hops: mean |error| {hr_all.mean():.2f} bpm, "
+        f"95th percentile {np.percentile(hr_all, 95):.2f} bpm.",
+        f"- AF onsets alarmed: {len(times)} of {len(onsets)}; time to alarm median "
+        f"{np.median(times) if times else float('nan'):.1f} s, max "
+        f"{max(times) if times else float('nan'):.1f} s (target >= 10 of 11, median <= 30 s).",
+        f"- False AF alarms: {sum(x['false_af_alarms'] for x in cp)} in {non_af_h:.2f} non-AF "
+        f"hours = {sum(x['false_af_alarms'] for x in cp) / non_af_h:.2f} per hour (target <= 2).",
+        f"- AF duration: Se {pct(af_ov, af_ref)}, +P {pct(af_ov, af_found)} "
+        f"({af_ref:.0f} s of reference AF).",
+        "- AFIB AUROC on ptbxl100-release val: "
+        + (
+            "not measured in this run."
+            if r["afib"] is None
+            else f"{r['afib']['auroc']:.4f} [{r['afib']['auroc_ci'][0]:.4f}, "
+            f"{r['afib']['auroc_ci'][1]:.4f}], {r['afib']['positives']} positives of "
+            f"{r['afib']['records']} (target >= 0.97)."
+        ),  # fmt: skip
+        f"- Whole monitor, {r['cost']['leads']} leads at {r['cost']['fs']:g} Hz "
+        f"({r['cost']['record']}, {r['cost']['seconds']:.0f} s): "
+        f"{r['cost']['cpu_s_per_ecg_hour']} CPU-s per ECG-hour (target <= 36); process time "
+        "on a machine shared with training runs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

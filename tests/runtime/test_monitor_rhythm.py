@@ -1,0 +1,112 @@
+"""The monitor's rhythm half on real records: beats, hr_bpm, alarms, and faults added to a
+real Holter record, which never crash it and never raise a rhythm alarm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wfdb
+
+from bell_edge.runtime.alarms import AlarmConfig
+from bell_edge.runtime.engine import Engine
+from bell_edge.runtime.monitor import StreamingMonitor
+
+RHYTHM = {"asystole", "bradycardia", "tachycardia", "atrial_fibrillation"}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_bundle) -> Engine:
+    return Engine(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def holter(cpsc2021):
+    """60 s of data_21_7: leads I and II, 200 Hz, sinus rhythm about 70 bpm."""
+    rec = wfdb.rdrecord(str(cpsc2021 / "data_21_7"), sampto=60 * 200)
+    return rec.p_signal.copy(), float(rec.fs)
+
+
+def stream(engine, x, fs, **kwargs):
+    monitor = StreamingMonitor(engine, fs, ["I", "II"], **kwargs)
+    events = []
+    for i in range(0, len(x), 137):
+        events += monitor.push(x[i : i + 137])
+    return events
+
+
+def alarm_names(events) -> set[str]:
+    return {a.name for e in events for a in e.alarms}
+
+
+def test_clean_record_gives_beats_and_heart_rate_and_no_alarm(engine, holter, cpsc2021):
+    x, fs = holter
+    events = stream(engine, x, fs)
+    ann = wfdb.rdann(str(cpsc2021 / "data_21_7"), "atr")
+    beats = np.concatenate([e.beats for e in events])
+    ref = ann.sample[ann.sample < (60 - 6) * fs] / fs
+    assert len(beats) == len(ref) and np.abs(beats - ref).max() < 0.15
+    hr = [e.hr_bpm for e in events if e.hr_bpm is not None]
+    assert len(hr) >= 40 and 60 < np.median(hr) < 80
+    assert alarm_names(events) == set()
+
+
+def test_thresholds_are_configurable_and_alarms_carry_onset_priority_reason(engine, holter):
+    x, fs = holter
+    events = stream(engine, x, fs, alarms=AlarmConfig(brady_bpm=75, tachy_bpm=150))
+    alarms = [a for e in events for a in e.alarms if a.name == "bradycardia"]
+    assert alarms and alarms[0].priority == "medium" and "< 75" in alarms[0].reason
+    assert alarms[0].onset >= 14  # first heart rate: 6 s delay + 8 s of beats
+
+
+def mains(x, fs):
+    t = np.arange(len(x)) / fs
+    return x + 0.5 * np.sin(2 * np.pi * 50 * t)[:, None]
+
+
+def flat(x, fs):
+    x = x.copy()
+    x[int(20 * fs) : int(40 * fs)] = x[int(20 * fs)]
+    return x
+
+
+def lead_off(x, fs):
+    x = x.copy()
+    x[int(25 * fs) :, 1] = 0.0
+    return x
+
+
+def nan_bursts(x, fs):
+    x = x.copy()
+    for start in range(5, 60, 5):
+        x[int(start * fs) : int((start + 0.5) * fs)] = np.nan
+    return x
+
+
+def saturated(x, fs):
+    lo, hi = np.percentile(x, [20, 80], axis=0)
+    return np.clip(x, lo, hi)
+
+
+@pytest.mark.parametrize("fault", [mains, flat, lead_off, nan_bursts, saturated])
+def test_faults_never_crash_nor_raise_a_rhythm_alarm(engine, holter, fault):
+    x, fs = holter
+    events = stream(engine, fault(x, fs), fs)
+    assert len(events) == 60
+    assert not alarm_names(events) & RHYTHM
+    assert all(e.hr_bpm is None or 55 < e.hr_bpm < 90 for e in events)
+
+
+def test_flat_line_reports_no_beats_and_a_lead_off_alarm(engine, holter):
+    x, fs = holter
+    events = stream(engine, flat(x, fs), fs)
+    beats = np.concatenate([e.beats for e in events])
+    assert not ((beats > 20.5) & (beats < 39.5)).any()
+    assert "lead_off" in alarm_names(events)
+
+
+def test_one_lead_off_mid_record_keeps_the_beats_of_the_other(engine, holter):
+    x, fs = holter
+    events = stream(engine, lead_off(x, fs), fs)
+    beats = np.concatenate([e.beats for e in events])
+    assert ((beats > 30) & (beats < 50)).sum() >= 20
+    assert "lead_off" in alarm_names(events)
