@@ -212,6 +212,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
         "momentum_start": m0,
         "world_size": runtime.world_size,
         "device": str(runtime.device),
+        "autocast": "bf16" if runtime.device.type == "cuda" else "fp32",
         "seconds": round(time.perf_counter() - started, 2),
         **{k: round(v, 6) for k, v in last.items()},
     }
