@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 
-
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -71,8 +70,11 @@ def collect(work: Path, bench_file: Path) -> dict:
         "seconds": sum(r["seconds"] for r in rows),
         "pytest_gpu": pytest_counts(work / "pytest_gpu.xml"),
         "pretrain": pretrain,
-        "finetune": finetune and {k: finetune.get(k) for k in ("mode", "init", "train_records",
-                                                              "best_epoch", "val", "device")},
+        "finetune": finetune
+        and {
+            k: finetune.get(k)
+            for k in ("mode", "init", "train_records", "best_epoch", "val", "device")
+        },
         "bundle_metrics": manifest and manifest.get("metrics"),
         "bench": read_json(bench_file),
     }
