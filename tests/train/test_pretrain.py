@@ -27,9 +27,10 @@ def _metrics(run):
 def test_cli_run_leaves_its_files(tmp_path, tiny_config, ptbxl_cache):
     run = tmp_path / "run"
     args = ["pretrain", "--data", ptbxl_cache.root, "--out", run, "--config", tiny_config,
-            "--max-steps", "6"]  # fmt: skip
+            "--max-steps", "6", "--json"]  # fmt: skip
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((run / "summary.json").read_text())
     assert {"checkpoint.pt", "config.toml", "metrics.jsonl", "encoder.pt"} <= {
         p.name for p in run.iterdir()
     }
