@@ -171,7 +171,8 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
 @click.option("--rate", type=click.Choice(["100", "500", "all"]), default="100", show_default=True,
               help="Signal folders: records100, records500 or both.")  # fmt: skip
 @click.option("--mirror", default=None, help="Base URL of a mirror of the release.")
-def data_download(dataset, out, rate, mirror) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def data_download(dataset, out, rate, mirror, as_json) -> None:
     """Fetch PTB-XL from PhysioNet, verified against its SHA256 sums (resumable; networked)."""
     from tqdm import tqdm
 
@@ -188,6 +189,9 @@ def data_download(dataset, out, rate, mirror) -> None:
     counts = download(out, rate, base_url=mirror or PTBXL_URL, progress=progress)
     for bar in bars:
         bar.close()
+    if as_json:
+        _print_json({"out": str(out), **counts})
+        return
     click.echo(
         f"{out}: {counts['files']} files verified ({counts['downloaded']} downloaded, "
         f"{counts['verified_before']} already there); try `bell-edge data inspect {out}`"

@@ -15,7 +15,8 @@ from bell_edge.cli import main
 
 JSON_COMMANDS = ("pretrain", "finetune", "export", "calibration build", "demo",
                  "experiment label-efficiency", "experiment data-curve", "evaluate", "prune",
-                 "bench", "profile", "data inspect", "data prepare", "pretrained list")  # fmt: skip
+                 "bench", "profile", "data inspect", "data prepare", "data download",
+                 "pretrained list", "monitor")  # fmt: skip
 
 
 def commands(group: click.Group = main, path: tuple[str, ...] = ()):
