@@ -25,6 +25,9 @@ class _Group(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.BadParameter as exc:  # a value out of range or not a choice: one line
+            click.echo(f"error: {exc.format_message()}", err=True)
+            ctx.exit(2)
         except CheckFailed as exc:
             click.echo(f"failed: {exc}", err=True)
             ctx.exit(1)
@@ -38,6 +41,13 @@ TASK_HELP = (
 
 def _print_json(obj) -> None:
     click.echo(json.dumps(obj, indent=1, default=str))
+
+
+# Ranges of the numeric options: a value outside them is exit 2 and one line.
+POSITIVE_INT = click.IntRange(min=1)
+COUNT = click.IntRange(min=0)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+FRACTION = click.FloatRange(0, 1, min_open=True)  # (0, 1]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,9 +137,9 @@ def _show_folder(r: dict) -> None:
 @data.command("prepare")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Cache folder.")
-@click.option("--fs", type=int, default=100, show_default=True, help="Target rate, Hz.")
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="Window length.")
-@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--fs", type=POSITIVE_INT, default=100, show_default=True, help="Target rate, Hz.")
+@click.option("--seconds", type=POSITIVE, default=10.0, show_default=True, help="Window length.")
+@click.option("--workers", type=POSITIVE_INT, default=None, help="Processes (default: all cores).")
 @click.option("--force", is_flag=True, help="Replace a cache of other data or settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
@@ -167,7 +177,8 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
 @click.option("--rate", type=click.Choice(["100", "500", "all"]), default="100", show_default=True,
               help="Signal folders: records100, records500 or both.")  # fmt: skip
 @click.option("--mirror", default=None, help="Base URL of a mirror of the release.")
-def data_download(dataset, out, rate, mirror) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def data_download(dataset, out, rate, mirror, as_json) -> None:
     """Fetch PTB-XL from PhysioNet, verified against its SHA256 sums (resumable; networked)."""
     from tqdm import tqdm
 
@@ -184,6 +195,9 @@ def data_download(dataset, out, rate, mirror) -> None:
     counts = download(out, rate, base_url=mirror or PTBXL_URL, progress=progress)
     for bar in bars:
         bar.close()
+    if as_json:
+        _print_json({"out": str(out), **counts})
+        return
     click.echo(
         f"{out}: {counts['files']} files verified ({counts['downloaded']} downloaded, "
         f"{counts['verified_before']} already there); try `bell-edge data inspect {out}`"
@@ -196,14 +210,15 @@ def data_download(dataset, out, rate, mirror) -> None:
                    "train split of folders that have splits).")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
 @click.option("--method", type=click.Choice(["bell", "byol"]), default=None, help="[default: bell]")
-@click.option("--gamma", type=float, default=None, help="Intra-lead weight. [default: 0.8]")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
+@click.option("--gamma", type=click.FloatRange(0, 1), default=None,
+              help="Intra-lead weight. [default: 0.8]")  # fmt: skip
+@click.option("--epochs", type=POSITIVE_INT, default=None)
+@click.option("--batch-size", type=POSITIVE_INT, default=None)
+@click.option("--lr", type=POSITIVE, default=None)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file with any PretrainConfig fields; flags override it.")  # fmt: skip
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=COUNT, default=None)
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the step.")
 @click.option("--sync-bn", is_flag=True, default=None, help="SyncBatchNorm under torchrun.")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt.")
@@ -214,7 +229,8 @@ def data_download(dataset, out, rate, mirror) -> None:
               help="Keep this seeded share of the corpus' records. [default: 1]")  # fmt: skip
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Run this many steps (the schedules anneal by then).")  # fmt: skip
-def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def pretrain(data, out, config_file, resume, force, max_steps, budget, as_json, **flags) -> None:
     """BELL (or BYOL) self-supervised pretraining. Runs under torchrun for several GPUs."""
     from bell_edge.config import PretrainConfig, load_toml, replace
     from bell_edge.train.pretrain import BUDGET_EPOCHS, CONFIG, pretrain
@@ -227,7 +243,11 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) 
     flags["compile"] = flags.pop("compile_")
     cfg = replace(cfg, **flags)
     summary = pretrain(list(data), out, cfg, resume=resume, force=force, max_steps=max_steps)
-    if os.environ.get("RANK", "0") == "0":
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if as_json:
+        _print_json(summary)
+    else:
         click.echo(
             f"{out}: {summary['steps']}/{summary['total_steps']} steps of {cfg.method} in "
             f"{summary['seconds']} s; loss {summary.get('loss', float('nan')):.4f}, "
@@ -242,14 +262,14 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) 
               help="Pretraining run, encoder.pt, or the name of a shipped encoder "
                    "(bell-edge pretrained list).")  # fmt: skip
 @click.option("--scratch", is_flag=True, help="Random initialization (the baseline).")
-@click.option("--label-fraction", type=float, default=None, help="[default: 1.0]")
+@click.option("--label-fraction", type=FRACTION, default=None, help="[default: 1.0]")
 @click.option("--subset", type=click.Path(path_type=Path), default=None,
               help="Reuse the labeled subset (subset.json) of another run.")  # fmt: skip
 @click.option("--mode", type=click.Choice(["linear", "full"]), default=None, help="[default: full]")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--seed", type=int, default=None)
+@click.option("--epochs", type=POSITIVE_INT, default=None)
+@click.option("--batch-size", type=POSITIVE_INT, default=None)
+@click.option("--lr", type=POSITIVE, default=None)
+@click.option("--seed", type=COUNT, default=None)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file with any FinetuneConfig fields; flags override it.")  # fmt: skip
@@ -257,11 +277,12 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, **flags) 
 @click.option("--task", "tasks", default=None, help=TASK_HELP)
 @click.option(
     "--lead-dropout",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=None,
     help="Share of training windows fed with only 2-3 leads (full mode). [default: 0]",
 )
-def finetune(data, out, init, scratch, subset, config_file, force, tasks, **flags) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def finetune(data, out, init, scratch, subset, config_file, force, tasks, as_json, **flags) -> None:
     """Fine-tune a classifier with a fraction of the labels (linear probe or full)."""
     from bell_edge.config import FinetuneConfig, load_toml, replace
     from bell_edge.data.datasets import parse_tasks
@@ -272,6 +293,9 @@ def finetune(data, out, init, scratch, subset, config_file, force, tasks, **flag
     cfg = load_toml(FinetuneConfig, config_file) if config_file else FinetuneConfig()
     cfg = replace(cfg, tasks=parse_tasks(tasks) if tasks else None, **flags)
     summary = finetune(data, out, cfg, init=init, subset=subset, force=force)
+    if as_json:
+        _print_json(summary)
+        return
     val = summary["val"]
     click.echo(
         f"{out}: {summary['mode']} from {summary['init']}, {summary['train_records']} labeled "
@@ -286,7 +310,7 @@ def finetune(data, out, init, scratch, subset, config_file, force, tasks, **flag
               show_default=True)  # fmt: skip
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
               help="Bundle model to run (default int8); ignored for a torch run.")  # fmt: skip
-@click.option("--bootstrap", type=int, default=1000, show_default=True, help="CI resamples.")
+@click.option("--bootstrap", type=COUNT, default=1000, show_default=True, help="CI resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
     "--task",
@@ -340,7 +364,7 @@ def _show_metrics(r: dict) -> None:
               help="Unlabeled folder (its train split) or calibration manifest.")  # fmt: skip
 @click.option("--eval", "eval_data", type=click.Path(path_type=Path), default=None,
               help="Labeled folder for the gate (its val split) [default: --calib].")  # fmt: skip
-@click.option("--max-drop", type=float, default=0.01, show_default=True,
+@click.option("--max-drop", type=click.FloatRange(0, 1), default=0.01, show_default=True,
               help="Largest macro AUROC drop INT8 may cost (absolute).")  # fmt: skip
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]),
               default="minmax", show_default=True, help="Calibration method.")  # fmt: skip
@@ -350,7 +374,10 @@ def _show_metrics(r: dict) -> None:
 @click.option("--litert", is_flag=True,
               help="Add a full-integer INT8 LiteRT (TFLite) model, gated too.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
-def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, force) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle and its report as JSON.")
+def export(
+    ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, force, as_json
+) -> None:
     """Export a fine-tuned model to a verified bundle (FP32, INT8 with an accuracy gate)."""
     from bell_edge.compress.pipeline import export_bundle
 
@@ -358,6 +385,9 @@ def export(ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, 
         ckpt, out, int8, calib, eval_data, max_drop, method, engine, force,
         step=lambda name: click.echo(f"... {name}", err=True), litert=litert,
     )  # fmt: skip
+    if as_json:
+        _print_json({"bundle": str(bundle.root), "files": sorted(bundle.files), **report})
+        return
     click.echo(f"{bundle.root}: verified bundle with {', '.join(sorted(bundle.files))}")
     gate = report.get("gate")
     if gate:
@@ -388,18 +418,23 @@ def calibration() -> None:
 @calibration.command("build")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Manifest name: writes DIR/NAME.json.")
-@click.option("--windows", type=int, default=512, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--windows", type=POSITIVE_INT, default=512, show_default=True)
+@click.option("--seed", type=COUNT, default=0, show_default=True)
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("calibration"),
               show_default=True)  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing manifest.")
-def calibration_build(paths, name, windows, seed, folder, force) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest (less its windows).")
+def calibration_build(paths, name, windows, seed, folder, force, as_json) -> None:
     """Pick N windows from unlabeled records (labels ignored; the train split if there is one)."""
     from bell_edge.compress.calibration import build_manifest, save_manifest
 
     manifest = build_manifest(list(paths), name, windows, seed)
     target = folder / f"{name}.json"
     save_manifest(manifest, target, force=force)
+    if as_json:
+        _print_json({"manifest": str(target), **{k: v for k, v in manifest.items()
+                                                if k != "windows"}})  # fmt: skip
+        return
     click.echo(f"{target}: {windows} windows from {', '.join(str(p) for p in paths)}")
 
 
@@ -552,14 +587,18 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
     default=None,
     help="Label tasks. [default: superdiagnostic,rhythm where the data gives both]",
 )
-def demo(data, out, budget, tasks) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(data, out, budget, tasks, as_json) -> None:
     """The main job end to end on real ECGs (resumes where it stopped)."""
     from bell_edge.demo import run_demo
 
     def report(stage: str, seconds: float, note: str) -> None:
-        click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}")
+        click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}", err=as_json)
 
     summary = run_demo(data, out, budget, report, tasks)
+    if as_json:
+        _print_json(summary)
+        return
     click.echo("")
     click.echo(f"{'macro AUROC on val, 10% labels':<34} {'value':>8}  95% CI")
     for name in ("scratch", "bell"):
@@ -583,12 +622,12 @@ def demo(data, out, budget, tasks) -> None:
 
 @main.command()
 @click.argument("ckpt", type=click.Path(path_type=Path))
-@click.option("--ratio", required=True, type=float,
+@click.option("--ratio", required=True, type=click.FloatRange(0, 1, max_open=True),
               help="Share of every encoder layer's channels to remove, in [0, 1).")  # fmt: skip
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="The labeled dataset CKPT was fine-tuned on.")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
-@click.option("--epochs", type=int, default=8, show_default=True,
+@click.option("--epochs", type=POSITIVE_INT, default=8, show_default=True,
               help="Recovery fine-tuning epochs on CKPT's labeled subset.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -616,7 +655,8 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
 @click.option("--bundle", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
 @click.option("--speed", default="1", show_default=True,
               help="N times real time, or max (no waiting).")  # fmt: skip
-@click.option("--hop", type=float, default=1.0, show_default=True, help="Seconds between events.")
+@click.option("--hop", type=POSITIVE, default=1.0, show_default=True,
+              help="Seconds between events.")  # fmt: skip
 @click.option("--precision", type=click.Choice(["int8", "fp32"]), default="int8",
               show_default=True)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON lines, then the summary.")
@@ -657,8 +697,9 @@ def _ints(option: str, value: str) -> tuple[int, ...]:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts.")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
-@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per case.")
+@click.option("--warmup", type=COUNT, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--runs", type=POSITIVE_INT, default=100, show_default=True,
+              help="Timed runs per case.")  # fmt: skip
 @click.option("--backends", default=None,
               help="Comma-separated subset of torch-fp32, ort-fp32, ort-int8, ort-int8-trt, "
                    "torch-cuda-bf16, ort-cuda-fp32, tensorrt-int8 [default: all].")  # fmt: skip
@@ -688,11 +729,11 @@ def bench_cmd(bundle, batches, threads, warmup, runs, backends, data, out, force
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--backend", type=click.Choice(["ort-int8", "ort-fp32", "torch"]),
               default="ort-int8", show_default=True)  # fmt: skip
-@click.option("--top", type=int, default=15, show_default=True, help="Layers to list.")
-@click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
-@click.option("--warmup", type=int, default=10, show_default=True)
-@click.option("--runs", type=int, default=50, show_default=True)
+@click.option("--top", type=POSITIVE_INT, default=15, show_default=True, help="Layers to list.")
+@click.option("--batch", type=POSITIVE_INT, default=1, show_default=True)
+@click.option("--threads", type=POSITIVE_INT, default=1, show_default=True)
+@click.option("--warmup", type=COUNT, default=10, show_default=True)
+@click.option("--runs", type=POSITIVE_INT, default=50, show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None,

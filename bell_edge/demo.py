@@ -3,15 +3,17 @@
 Stages: prepare the cache, BELL pretraining, fine-tuning with 10% of the labels from BELL and
 from random init on the same subset, evaluation of both, an INT8 bundle of the BELL model
 (calibrated on the data's records without their labels, gated on its val split), a latency
-benchmark of the bundle, and a bedside-monitor replay of one long record. A stage whose outputs
-are complete is not redone, so a second run is fast and an interrupted one resumes.
-`DIR/summary.json` and `DIR/report.md` (with the plots) hold the results.
+benchmark of the bundle, and a bedside-monitor replay of one long record. Each stage is keyed,
+as the experiment's are, on the hash of its config and inputs: a finished stage of the same key
+is reused, a changed one (another --budget, other data, a new upstream model) is redone, and
+the progress line says which and why; an interrupted demo resumes. `DIR/summary.json` and
+`DIR/report.md` (with the plots) hold the results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,40 +21,27 @@ from typing import Any
 
 from bell_edge.bench.latency import bench
 from bell_edge.compress.pipeline import export_bundle
-from bell_edge.config import FinetuneConfig, PretrainConfig
-from bell_edge.data.cache import default_cache_root, prepare
+from bell_edge.config import FinetuneConfig, PretrainConfig, config_hash
+from bell_edge.data.cache import default_cache_root, file_sha256, prepare
 from bell_edge.data.datasets import LAYOUT_TASKS, open_dataset, parse_tasks
+from bell_edge.data.paths import resolve_data
 from bell_edge.data.records import read_header
 from bell_edge.errors import InputError
-from bell_edge.files import write_json
+from bell_edge.files import write_json, write_text
 from bell_edge.models import pretrained
 from bell_edge.replay import replay
 from bell_edge.runtime.bundle import read_bundle
 from bell_edge.train.evaluate import evaluate_run
+from bell_edge.train.experiment import _key, pretrain_stage, stage
 from bell_edge.train.finetune import finetune
-from bell_edge.train.pretrain import pretrain
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl100-release"
 MONITOR_TASKS = ("superdiagnostic", "rhythm")  # the superclasses and AFIB: monitor-ready
 BENCH_BACKENDS = ("torch-fp32", "ort-fp32", "ort-int8")
+BENCH_RUNS = 200
 BUDGETS = {
     "small": {"pretrain_epochs": 12, "finetune_epochs": 20},
     "full": {"pretrain_epochs": 100, "finetune_epochs": 60},
 }
-
-
-def default_data(data: str | Path | None) -> Path:
-    """--data, else $BELL_EDGE_DATA, else the PTB-XL subset beside the checkout."""
-    if data:
-        return Path(data)
-    if os.environ.get("BELL_EDGE_DATA"):
-        return Path(os.environ["BELL_EDGE_DATA"])
-    if DEFAULT_DATA.is_dir():
-        return DEFAULT_DATA
-    raise InputError(
-        "no data: pass --data PATH or set BELL_EDGE_DATA "
-        "(get PTB-XL with `bell-edge data download ptbxl --out DIR`)"
-    )
 
 
 def run_demo(
@@ -64,15 +53,11 @@ def run_demo(
 ) -> dict[str, Any]:
     """`tasks` default: the superclasses and the rhythm statements where the layout gives both
     (PTB-XL's release layout), else the layout's own labels."""
-    data, out = default_data(data), Path(out)
+    data, out = resolve_data(data, checkout_folder="ptbxl100-release"), Path(out)
     plan = BUDGETS[budget]
     tasks = parse_tasks(tasks) or default_tasks(data)
-    summary: dict[str, Any] = {"data": str(data), "out": str(out), "tasks": list(tasks)}
-
-    def stage(name: str, done: Callable[[], bool], work: Callable[[], str]) -> None:
-        start = time.perf_counter()
-        note = "already done, reused" if done() else work()
-        report(name, time.perf_counter() - start, note)
+    summary: dict[str, Any] = {"data": str(data), "out": str(out), "budget": budget,
+                               "tasks": list(tasks)}  # fmt: skip
 
     start = time.perf_counter()
     dataset = open_dataset(data, tasks=tasks)
@@ -86,22 +71,7 @@ def run_demo(
         f"{len(cache)} windows {verb}, {len(prepared.skipped)} records skipped",
     )
 
-    pre = out / "pretrain-bell"
-    pre_cfg = PretrainConfig(epochs=plan["pretrain_epochs"])
-    stage(
-        "pretrain BELL",
-        lambda: (pre / "summary.json").is_file(),
-        lambda: _note(
-            pretrain(
-                cache.root,
-                pre,
-                pre_cfg,
-                resume=(pre / "checkpoint.pt").is_file(),
-                force=True,
-                progress=True,
-            )
-        ),  # fmt: skip
-    )
+    pre = pretrain_demo(cache.root, out, plan, report)
     ft_cfg = FinetuneConfig(label_fraction=0.1, epochs=plan["finetune_epochs"], tasks=tasks)
     runs = {"bell": out / "finetune-bell-10pct", "scratch": out / "finetune-scratch-10pct"}
     # The BELL row starts from the shipped encoder (pretrained long, on a larger corpus) when the
@@ -109,27 +79,34 @@ def run_demo(
     shipped = [m["name"] for m in pretrained.available() if m["method"] == "bell"]
     bell_init = shipped[-1] if shipped else pre
     summary["bell_init"] = str(bell_init)
+    init_file = pretrained.verified_path(bell_init) if shipped else pre / "encoder.pt"
+    inputs = {"bell": file_sha256(init_file), "scratch": "scratch"}
     for name, run in runs.items():
         init = bell_init if name == "bell" else None
         subset = runs["bell"] / "subset.json" if name == "scratch" else None
-        stage(
-            f"fine-tune {name} (10% labels)",
-            lambda run=run: (run / "summary.json").is_file(),
-            lambda run=run, init=init, subset=subset: _ft_note(
-                finetune(cache.root, run, ft_cfg, init=init, subset=subset, force=True)
-            ),
-        )
+        key = _key(config_hash(ft_cfg), cache.meta["key"], inputs[name],
+                   subset and file_sha256(subset))  # fmt: skip
+        keyed_stage(
+            f"fine-tune {name} (10% labels)", run, key, report,
+            lambda _, run=run, init=init, subset=subset: _ft_note(
+                finetune(cache.root, run, ft_cfg, init=init, subset=subset, force=True)),
+        )  # fmt: skip
     for name, run in runs.items():
         result = evaluate_run(run, cache.root, split="val", bootstrap=200)
         summary[f"{name}_val_macro_auroc"] = result["macro_auroc"]
         summary[f"{name}_val_macro_auroc_ci"] = result["macro_auroc_ci"]
 
-    bundle = out / "bundle"
-    stage(
+    export_dir = out / "export"
+    bundle = export_dir / "bundle"
+    keyed_stage(
         "export --int8 + gate",
-        lambda: (bundle / "manifest.json").is_file(),
-        lambda: _export_note(export_bundle(runs["bell"], bundle, True, data, data, force=True)[1]),
-    )
+        export_dir,
+        _key(file_sha256(runs["bell"] / "model.pt"), cache.meta["key"], "int8"),
+        report,
+        lambda _: _export_note(export_bundle(runs["bell"], bundle, True, data, data, force=True)[1],
+                               export_dir / "summary.json"),
+    )  # fmt: skip
+    manifest_hash = file_sha256(bundle / "manifest.json")
     metrics = read_bundle(bundle).manifest["metrics"]
     summary["fp32_val_macro_auroc"] = metrics["fp32"]["macro_auroc"]
     summary["int8_val_macro_auroc"] = metrics["int8"]["macro_auroc"]
@@ -139,23 +116,29 @@ def run_demo(
         for name, path in read_bundle(bundle).files.items()
     }
 
-    bench_file = out / "bench.json"
-    stage(
+    bench_dir = out / "bench"
+    bench_file = bench_dir / "summary.json"
+    keyed_stage(
         "bench (batch 1, 1 thread)",
-        bench_file.is_file,
-        lambda: _bench_note(bench([bundle], (1,), (1,), runs=200, backends=BENCH_BACKENDS,
-                                  data=cache.root, out=bench_file, force=True, progress=False)),
+        bench_dir,
+        _key(manifest_hash, cache.meta["key"], BENCH_BACKENDS, BENCH_RUNS),
+        report,
+        lambda _: _bench_note(bench([bundle], (1,), (1,), runs=BENCH_RUNS, backends=BENCH_BACKENDS,
+                                    data=cache.root, out=bench_file, force=True, progress=False)),
     )  # fmt: skip
     rows = {r["backend"]: r for r in json.loads(bench_file.read_text())["results"]}
     summary["latency_ms_batch1"] = {name: round(r["p50_ms"], 3) for name, r in rows.items()}
     summary["int8_speedup_vs"] = {k: round(v, 2) for k, v in rows["ort-int8"]["speedup_vs"].items()}
 
     record = long_record(data)
-    replay_file, plot = out / "monitor.json", out / "monitor.png"
-    stage(
+    monitor_dir = out / "monitor"
+    replay_file, plot = monitor_dir / "summary.json", monitor_dir / "monitor.png"
+    keyed_stage(
         f"monitor replay {record.name}",
-        replay_file.is_file,
-        lambda: _replay_note(record, bundle, replay_file, plot),
+        monitor_dir,
+        _key(manifest_hash, str(record), file_sha256(record.with_suffix(".hea"))),
+        report,
+        lambda _: _replay_note(record, bundle, replay_file, plot),
     )
     summary["monitor"] = {
         k: v
@@ -163,14 +146,50 @@ def run_demo(
         if k in ("record", "seconds", "hops", "analysed", "latency_ms", "lead_flags")
     }
     summary["plots"] = {"monitor": str(plot)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "report.md").write_text(report_markdown(summary))
+    write_json(out / "summary.json", summary)
+    write_text(out / "report.md", report_markdown(summary))
     return summary
 
 
 def default_tasks(data: Path) -> tuple[str, ...]:
     layout = open_dataset(data).layout
     return MONITOR_TASKS if all(t in LAYOUT_TASKS[layout] for t in MONITOR_TASKS) else ()
+
+
+def keyed_stage(
+    label: str,
+    folder: Path,
+    key: str,
+    report: Callable[[str, float, str], None],
+    build: Callable[[bool], str],
+) -> None:
+    """The experiment's `stage`: redone when its key (config and inputs) changed, else reused;
+    `report` says which and why, then what the stage did."""
+    log: list[str] = []
+    notes: list[str] = []
+    start = time.perf_counter()
+    stage(folder, key, lambda resume: notes.append(build(resume)), log)
+    why = log[-1].partition(": ")[2]
+    report(label, time.perf_counter() - start, "; ".join([why, *notes]))
+
+
+def pretrain_demo(
+    cache_root: Path,
+    out: Path,
+    plan: dict[str, int],
+    report: Callable[[str, float, str], None],
+    base: PretrainConfig | None = None,
+) -> Path:
+    """The BELL pretraining stage, keyed on its config (the budget's epochs) and the cache."""
+    run = out / "pretrain-bell"
+    cfg = dataclasses.replace(base or PretrainConfig(), epochs=plan["pretrain_epochs"])
+    log: list[str] = []
+    start = time.perf_counter()
+    pretrain_stage([cache_root], run, cfg, log, progress=True)
+    why = log[-1].partition(": ")[2]
+    report("pretrain BELL", time.perf_counter() - start,
+           f"{why}; {_note(json.loads((run / 'summary.json').read_text()))}")  # fmt: skip
+    return run
 
 
 def long_record(data: Path) -> Path:
@@ -230,16 +249,21 @@ def report_markdown(s: dict) -> str:
         f"| monitor replay | {mon['record']}: {mon['seconds']:.0f} s, {mon['analysed']}/"
         f"{mon['hops']} hops analysed, p99 {mon['latency_ms']['p99']:.1f} ms per hop |",
         "",
-        f"Bundle: `{s['bundle']}`. Benchmark: `bench.json`. Replay: `monitor.json`.",
+        f"Bundle: `{s['bundle']}`. Benchmark: `bench/summary.json`. Replay: "
+        "`monitor/summary.json`.",
         "",
-        "![monitor replay](monitor.png)",
+        "![monitor replay](monitor/monitor.png)",
         "",
     ]
     return "\n".join(lines)
 
 
-def _export_note(report: dict) -> str:
+def _export_note(report: dict, target: Path) -> str:
     gate = report["gate"]
+    write_json(target, {  # the stage's marker; the bundle's manifest has the rest
+        "passed": bool(gate["passed"]), "macro_drop": float(gate["macro_drop"]),
+        "max_drop": float(gate["max_drop"]), "excluded": list(gate["excluded"]),
+    })  # fmt: skip
     return f"INT8 macro AUROC drop {100 * gate['macro_drop']:+.2f} points, gate passed"
 
 

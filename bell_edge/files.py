@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 
 def _mode(full: int) -> int:
@@ -35,6 +36,32 @@ def staged_file(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def resumable(path: str | Path) -> Iterator[Path]:
+    """Yield `path.part`, which stays between attempts so a download can resume into it; when the
+    block completes, the part is synced to disk and renamed onto `path`. If the block raises,
+    `path` is left as it was and the part is kept for the next attempt."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    yield part
+    with part.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, path)
+
+
+@contextlib.contextmanager
+def appending(path: str | Path, fresh: bool = False) -> Iterator[TextIO]:
+    """A line log at `path` opened for appending (emptied first when `fresh`), line-buffered:
+    each line is in the file once written, so a kill loses at most the line being written
+    (readers of a log drop a torn last line). Logs are the only files written in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w" if fresh else "a", buffering=1) as log:
+        yield log
+        os.fsync(log.fileno())
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -1,12 +1,12 @@
-"""The demo's choices that do not need a trained model: data resolution and the replayed record."""
+"""The demo's choices that do not need a trained model, and its keyed stages."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
 from bell_edge import demo
+from bell_edge.config import PretrainConfig, load_toml, replace
 from bell_edge.data.records import read_header
-from bell_edge.errors import InputError
 
 
 def test_replays_the_longest_record_of_the_cpsc2018_folder_beside_the_data(ptbxl100, cpsc2018):
@@ -21,11 +21,25 @@ def test_without_a_folder_beside_it_the_data_own_longest_record_is_used(ptbdb, t
     assert demo.long_record(tmp_path / "data").name == "s0010_re"
 
 
-def test_data_resolution_order(tmp_path, monkeypatch):
-    monkeypatch.setenv("BELL_EDGE_DATA", str(tmp_path / "env"))
-    assert demo.default_data(tmp_path / "flag") == tmp_path / "flag"
-    assert demo.default_data(None) == tmp_path / "env"
-    monkeypatch.delenv("BELL_EDGE_DATA")
-    monkeypatch.setattr(demo, "DEFAULT_DATA", tmp_path / "missing")
-    with pytest.raises(InputError, match="bell-edge data download ptbxl"):
-        demo.default_data(None)
+def test_a_changed_budget_redoes_pretraining_and_the_same_one_reuses_it(
+    tmp_path, tiny_config, ptbxl_cache, monkeypatch
+):
+    monkeypatch.setitem(demo.BUDGETS, "small", {"pretrain_epochs": 1, "finetune_epochs": 1})
+    monkeypatch.setitem(demo.BUDGETS, "full", {"pretrain_epochs": 2, "finetune_epochs": 1})
+    base = replace(load_toml(PretrainConfig, tiny_config), checkpoint_every=10_000)
+    notes = []
+
+    def pretrain(budget):
+        run = demo.pretrain_demo(ptbxl_cache.root, tmp_path, demo.BUDGETS[budget],
+                                 lambda stage, seconds, note: notes.append(note), base)  # fmt: skip
+        return run, json.loads((run / "summary.json").read_text())
+
+    run, small = pretrain("small")
+    assert notes[-1].startswith("run (new)")
+    written = (run / "encoder.pt").stat().st_mtime_ns
+    assert pretrain("small")[1] == small
+    assert notes[-1].startswith("reused (same config and inputs)")
+    assert (run / "encoder.pt").stat().st_mtime_ns == written  # nothing retrained
+    _, full = pretrain("full")
+    assert notes[-1].startswith("run (config or inputs changed)")
+    assert (small["epochs"], full["epochs"]) == (1, 2) and full["steps"] == 2 * small["steps"]

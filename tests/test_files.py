@@ -43,3 +43,30 @@ def test_staged_file_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_p
     assert path.read_text() == '{\n "a": 1\n}\n'
     assert [p.name for p in path.parent.iterdir()] == ["report.json"]
     assert path.stat().st_mode & 0o044  # not mkstemp's 0600
+
+
+def test_resumable_keeps_the_part_for_the_next_attempt_then_publishes_it(tmp_path):
+    from bell_edge.files import resumable
+
+    target = tmp_path / "rec.dat"
+    with pytest.raises(ConnectionError), resumable(target) as part:
+        part.write_bytes(b"half")
+        raise ConnectionError("dropped")
+    assert not target.exists() and (tmp_path / "rec.dat.part").read_bytes() == b"half"
+    with resumable(target) as part, part.open("ab") as sink:
+        sink.write(b" and the rest")
+    assert target.read_bytes() == b"half and the rest"
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.dat"]
+
+
+def test_appending_log_lines_are_in_the_file_as_soon_as_written(tmp_path):
+    from bell_edge.files import appending
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("old\n")
+    with appending(log) as f:
+        f.write("one\n")
+        assert log.read_text() == "old\none\n"  # line-buffered: on disk before the block ends
+    with appending(log, fresh=True) as f:
+        f.write("new\n")
+    assert log.read_text() == "new\n"

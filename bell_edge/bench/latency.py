@@ -39,12 +39,12 @@ from bell_edge.bench.backends import (
 )
 from bell_edge.bench.machine import describe
 from bell_edge.data import cache as data_cache
+from bell_edge.data.paths import resolve_data
 from bell_edge.errors import InputError
 from bell_edge.files import write_json
 from bell_edge.runtime.bundle import Bundle, read_bundle
 from bell_edge.runtime.engine import select_model
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ptbxl100"
 RSS_METHOD = (
     "one worker process per (bundle, backend, threads), importing only that backend; "
     "peak_rss_mb = its VmHWM (/proc/self/status), rss_over_base_mb = VmHWM minus its value "
@@ -58,13 +58,9 @@ MIN_INPUTS = 64
 
 
 def default_data(bundle: Bundle) -> Path:
-    """The ptbxl100 folder beside the checkout, else the bundle's calibration sources."""
-    if DEFAULT_DATA.is_dir():
-        return DEFAULT_DATA
-    for source in (bundle.manifest.get("calibration") or {}).get("sources") or []:
-        if source.get("root") and Path(source["root"]).is_dir():
-            return Path(source["root"])
-    raise InputError(f"{bundle.root}: no data folder for real input windows; pass --data PATH")
+    """The data resolver's folder (--data unset), else the bundle's calibration sources."""
+    sources = (bundle.manifest.get("calibration") or {}).get("sources") or []
+    return resolve_data(None, [Path(s["root"]) for s in sources if s.get("root")])
 
 
 def bench_inputs(

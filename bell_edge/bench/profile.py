@@ -28,7 +28,7 @@ from bell_edge.bench import roofline
 from bell_edge.bench.backends import bundle_model, source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.errors import InputError
-from bell_edge.files import staged_dir
+from bell_edge.files import staged_dir, staged_file
 from bell_edge.runtime.backends import open_model
 from bell_edge.runtime.bundle import Bundle, read_bundle
 
@@ -260,7 +260,8 @@ def chart(result: dict, path: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

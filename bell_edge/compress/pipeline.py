@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bell_edge.compress import card
 from bell_edge.compress.calibration import build_manifest, load_windows, read_manifest
 from bell_edge.compress.gate import EvalSet, gated_quantize
 from bell_edge.compress.quantize import check_trt_qdq, quantize_cpu, quantize_trt
@@ -195,11 +196,16 @@ def export_bundle(
             "source_checkpoint": str(Path(ckpt).resolve()),
             "training": {k: v for k, v in clf.meta.items() if k != "lead_set_thresholds"},
             "lead_set_thresholds": clf.meta.get("lead_set_thresholds", {}),
+            "data": {
+                "fine_tuning": card.fine_tuning_data(Path(ckpt)),
+                "pretraining": card.pretraining_data(clf.meta.get("init")),
+                "evaluation": card.evaluation_data(Path(eval_data), clf.preprocess),
+            },
             "versions": {**versions(), **report.get("tensorrt", {})},
             **manifest_extra,
         }
-        card = model_card(clf, manifest, report)
-        bundle = write_bundle(out, files, manifest, card, force=force)
+        model_card = card.model_card(Path(ckpt), clf, manifest, report)
+        bundle = write_bundle(out, files, manifest, model_card, force=force)
     return bundle, report
 
 
@@ -248,55 +254,3 @@ def _metrics_summary(gate: dict) -> dict:
         "changed_decisions": gate["changed_decisions"],
         "excluded_nodes": gate["excluded"],
     }
-
-
-def model_card(clf, manifest: dict, report: dict) -> str:
-    meta = clf.meta
-    lines = [
-        "# Model card",
-        "",
-        "## Intended use",
-        "Screening aid for the PTB-XL diagnostic superclasses "
-        f"({', '.join(clf.classes)}) on 10-s 12-lead ECG windows, inside a bedside monitor. "
-        "Not a diagnosis: a clinician reads every flagged ECG.",
-        "",
-        "## Training",
-        f"- initialization: {meta.get('init')}; mode {meta.get('mode')}; "
-        f"label fraction {meta.get('label_fraction')}",
-        f"- preprocessing: {manifest['preprocess']} (hash {manifest['preprocess_hash'][:12]})",
-        f"- validation macro AUROC at training time: {meta.get('val_macro_auroc')}",
-        "",
-    ]
-    gate = report.get("gate")
-    if gate:
-        f32, i8 = gate["fp32"], gate["int8"]
-        lo, hi = f32["macro_auroc_ci"] or (float("nan"), float("nan"))
-        lines += [
-            "## Metrics (FP32 vs INT8, evaluation split)",
-            f"- records: {gate['n_records']}",
-            f"- macro AUROC FP32 {f32['macro_auroc']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
-            f"INT8 {i8['macro_auroc']:.4f}; drop {100 * gate['macro_drop']:.2f} points "
-            f"(gate {100 * gate['max_drop']:.2f})",
-            f"- thresholded decisions changed by INT8: {100 * gate['changed_decisions']:.2f}%",
-            "",
-            "| class | AUROC FP32 | AUROC INT8 | drop (points) |",
-            "|---|---|---|---|",
-        ]
-        for c, d in gate["per_class_drop"].items():
-            if d["fp32"] is None:
-                lines.append(f"| {c} | - | - | - |")
-                continue
-            lines.append(f"| {c} | {d['fp32']:.4f} | {d['int8']:.4f} | {100 * d['drop']:+.2f} |")
-        lines.append("")
-    lines += [
-        "## Limits",
-        "- Trained on a 1.6k-record PTB-XL subset at 100 Hz; other devices, rates and "
-        "populations may differ. Calibrate and gate on your own data before use.",
-        "- Classes are diagnostic statements of resting 10-s ECGs, not rhythm alarms.",
-        "",
-        "## Reproduce",
-        f"`bell-edge export {manifest['source_checkpoint']} --out BUNDLE --int8 --calib ... "
-        "--eval ...`",
-        "",
-    ]
-    return "\n".join(lines)

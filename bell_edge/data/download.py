@@ -7,7 +7,6 @@ Range request. Offline, the first request fails at once with a one-line message.
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from bell_edge.data.cache import file_sha256
 from bell_edge.errors import CheckFailed
+from bell_edge.files import resumable
 
 PTBXL_URL = "https://physionet.org/files/ptb-xl/1.0.3/"
 SUMS = "SHA256SUMS.txt"
@@ -63,24 +63,23 @@ def check_inside(out: Path, names) -> None:
 
 def _fetch(url: str, target: Path, expected: str) -> None:
     """Download `url` to `target` through `target.part`, resuming it; verify, then rename."""
-    part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            mode = "ab" if have and response.status == 206 else "wb"
-            with part.open(mode) as sink:
-                while block := response.read(CHUNK):
-                    sink.write(block)
-    except urllib.error.HTTPError as exc:
-        if exc.code != 416:  # 416: the part is already whole
-            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    if file_sha256(part) != expected:
-        part.unlink()
-        raise DownloadError(f"{target}: sha256 does not match {SUMS}; removed, run again")
-    os.replace(part, target)
+    with resumable(target) as part:
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                mode = "ab" if have and response.status == 206 else "wb"
+                with part.open(mode) as sink:
+                    while block := response.read(CHUNK):
+                        sink.write(block)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 416:  # 416: the part is already whole
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise DownloadError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+        if file_sha256(part) != expected:
+            part.unlink()
+            raise DownloadError(f"{target}: sha256 does not match {SUMS}; removed, run again")
 
 
 def download(

@@ -136,7 +136,7 @@ def _inputs(x: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndar
     return x, mask
 
 
-def _export(model: torch.nn.Module, example: tuple, path: str, opset: int) -> None:
+def _export(model: torch.nn.Module, example: tuple, tmp: Path, opset: int) -> None:
     with warnings.catch_warnings():
         # The TorchScript exporter announces its deprecation on every call, and the tracer flags
         # the encoder's shape check, which is constant for the fixed (12, T) input.
@@ -145,7 +145,7 @@ def _export(model: torch.nn.Module, example: tuple, path: str, opset: int) -> No
         torch.onnx.export(
             model,
             example,
-            path,
+            tmp,
             input_names=[INPUT, MASK],
             output_names=[OUTPUT],
             dynamic_axes={INPUT: {0: "batch"}, MASK: {0: "batch"}, OUTPUT: {0: "batch"}},

@@ -25,7 +25,7 @@ from bell_edge.data import cache as data_cache
 from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file, write_json, write_text
+from bell_edge.files import appending, staged_file, write_json, write_text
 from bell_edge.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
@@ -109,7 +109,7 @@ def finetune(
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state, strict=True)
     model.to(device)
-    with (out / METRICS).open("w") as log:
+    with appending(out / METRICS, fresh=True) as log:
         if cfg.mode == "full" and cfg.probe_epochs > 0 and encoder_state is not None:
             probe_cfg = dataclasses.replace(cfg, mode="linear", epochs=cfg.probe_epochs)
             probe = _LinearProbe(model, cache, train_rows, val_rows, probe_cfg, device)

@@ -14,6 +14,7 @@ the same steps as a run that was never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump_toml, from_dict
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
-from bell_edge.files import write_json, write_text
+from bell_edge.files import appending, write_json, write_text
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -172,10 +173,10 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
         total=total, initial=step, desc=f"pretrain {cfg.method}", unit="step",
         disable=not (progress and runtime.is_main),
     )  # fmt: skip
-    log = (out / METRICS).open("a") if runtime.is_main else None
     last: dict[str, float] = {}
     started = time.perf_counter()
-    try:
+    journal = appending(out / METRICS) if runtime.is_main else contextlib.nullcontext()
+    with bar, journal as log:
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             batches = epoch_batches(len(dataset), epoch, cfg, runtime)[offset:]
@@ -198,13 +199,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}")
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    if log:
-                        log.flush()
                     _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset)
-    finally:
-        bar.close()
-        if log:
-            log.close()
     summary = {
         "method": cfg.method,
         "steps": step,
@@ -214,6 +209,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
         "momentum_start": m0,
         "world_size": runtime.world_size,
         "device": str(runtime.device),
+        "autocast": "bf16" if runtime.device.type == "cuda" else "fp32",
         "seconds": round(time.perf_counter() - started, 2),
         **{k: round(v, 6) for k, v in last.items()},
     }
@@ -344,10 +340,17 @@ def recalibrate_batchnorm(
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the lines up to `step`: a killed run may have logged past its last checkpoint."""
+    """Keep the lines up to `step`: a killed run may have logged past its last checkpoint, and
+    torn its last line."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
     write_text(path, "".join(line + "\n" for line in kept))
 
 

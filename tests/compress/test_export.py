@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -93,3 +94,26 @@ def test_tensorrt_without_gpu(tiny_classifier, tmp_path, ptbxl100):
                  ptbxl100, "--engine", "tensorrt")  # fmt: skip
     assert result.exit_code == 2
     assert "tensorrt" in result.stderr and "\n" not in result.stderr.strip()
+
+
+def test_the_model_card_states_the_runs_own_data(tiny_bundle, tiny_classifier, ptbxl100):
+    bundle = read_bundle(tiny_bundle)
+    card = bundle.files["MODEL_CARD.md"].read_text()
+    subset = json.loads((tiny_classifier / "subset.json").read_text())
+    data = bundle.manifest["data"]
+    # Fine-tuned on 10% of the ptbxl100 cache's train records, from random init.
+    assert data["fine_tuning"]["records"] == subset["n"] == len(subset["record_ids"])
+    assert f"{subset['n']} records of `{subset['source']}`" in card
+    assert f"label fraction {subset['fraction']}" in card
+    assert "pretraining: none (random initialization)" in card
+    # Evaluated and calibrated on the ptbxl100 folder itself: its 183 val records, 512 windows.
+    assert data["evaluation"]["records"] == 183 and data["evaluation"]["split"] == "val"
+    assert f"the val split of `{data['evaluation']['source']}`, 183 records" in card
+    assert Path(data["evaluation"]["source"]).name == ptbxl100.name
+    assert "(512 unlabeled windows, minmax" in card
+    gate = bundle.manifest["metrics"]
+    assert f"INT8 drop {100 * gate['macro_drop']:.2f} points" in card
+    assert "95% CI" in card and "1.6k" not in card
+    for heading in ("Device information", "Intended use", "Model inputs", "Model outputs",
+                    "Development data", "Performance", "Known limitations"):  # fmt: skip
+        assert f"\n## {heading}\n" in card

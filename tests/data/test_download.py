@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -134,3 +135,14 @@ def test_a_link_out_of_out_is_refused(release, tmp_path):
     with pytest.raises(DownloadError, match="outside"):
         download(out, "100", base_url=url)
     assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_cli_json_prints_the_counts(release, tmp_path):
+    _, url, files = release
+    out = tmp_path / "ptbxl"
+    args = ["data", "download", "ptbxl", "--out", str(out), "--mirror", url, "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts == {"out": str(out), "files": len(files), "downloaded": len(files),
+                      "verified_before": 0}  # fmt: skip

@@ -11,6 +11,7 @@ import ast
 import email
 import importlib.metadata as md
 import json
+import os
 import re
 import subprocess
 import sys
@@ -64,6 +65,18 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, ptbxl100, tmp_path):
     )  # fmt: skip
     assert inspect.returncode == 0, inspect.stderr
     assert json.loads(inspect.stdout)["records"] == 1625
+
+    # Installed, the checkout's ../shared/data is not there: $BELL_EDGE_DATA, else a one-line
+    # error on how to get PTB-XL.
+    env = {k: v for k, v in os.environ.items() if k not in ("BELL_EDGE_DATA", "PYTHONPATH")}
+    resolve = "from bell_edge.data.paths import resolve_data; print(resolve_data())"
+    found = subprocess.run([str(python), "-c", resolve], capture_output=True, text=True,
+                           cwd=tmp_path, env={**env, "BELL_EDGE_DATA": str(ptbxl100)})  # fmt: skip
+    assert found.stdout.strip() == str(ptbxl100), found.stderr
+    demo = subprocess.run([str(cli), "demo", "--out", "demo_out"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env)  # fmt: skip
+    assert demo.returncode == 2 and "Traceback" not in demo.stderr, demo.stderr
+    assert "bell-edge data download ptbxl" in demo.stderr
 
 
 def _third_party_imports() -> set[str]:

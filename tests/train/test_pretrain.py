@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -28,9 +27,10 @@ def _metrics(run):
 def test_cli_run_leaves_its_files(tmp_path, tiny_config, ptbxl_cache):
     run = tmp_path / "run"
     args = ["pretrain", "--data", ptbxl_cache.root, "--out", run, "--config", tiny_config,
-            "--max-steps", "6"]  # fmt: skip
+            "--max-steps", "6", "--json"]  # fmt: skip
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((run / "summary.json").read_text())
     assert {"checkpoint.pt", "config.toml", "metrics.jsonl", "encoder.pt"} <= {
         p.name for p in run.iterdir()
     }
@@ -80,6 +80,26 @@ def test_foreign_pickle_is_refused(tmp_path):
         checkpoint.load(tmp_path / "evil.pt")
 
 
+# Runs the CLI in a child that SIGKILLs itself as it is about to train step KILL_AT (0-based):
+# a kill at a known step, after the checkpoint of step 12 and the log lines of steps 13 and 14.
+KILL_AT, CHECKPOINTED = 14, 12
+KILLER = """
+import os, signal, sys
+from bell_edge.cli import main
+from bell_edge.train import pretrain
+
+train_step = pretrain._train_step
+
+def killing(*args):
+    if args[7] == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train_step(*args)
+
+pretrain._train_step = killing
+main(sys.argv[1:])
+"""
+
+
 def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_cache):
     steps = 24
     reference = tmp_path / "reference"
@@ -87,18 +107,14 @@ def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_c
     pretrain(ptbxl_cache.root, reference, cfg, progress=False, max_steps=steps)
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "bell_edge.cli", "pretrain", "--data", str(ptbxl_cache.root),
+    cmd = [sys.executable, "-c", KILLER, "pretrain", "--data", str(ptbxl_cache.root),
            "--out", str(killed), "--config", str(tiny_config), "--epochs", "2",
            "--max-steps", str(steps)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    at_kill = checkpoint.load(killed / "checkpoint.pt")["step"]
-    assert 0 < at_kill < steps, "the run finished before it could be killed"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "KILL_AT": str(KILL_AT)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert checkpoint.load(killed / "checkpoint.pt")["step"] == CHECKPOINTED
+    assert [r["step"] for r in _metrics(killed)] == list(range(1, KILL_AT + 1))
 
     result = CliRunner().invoke(
         main,
