@@ -165,12 +165,24 @@ def keyed_stage(
 ) -> None:
     """The experiment's `stage`: redone when its key (config and inputs) changed, else reused;
     `report` says which and why, then what the stage did."""
+
+    def run(log: list[str]) -> str | None:
+        notes: list[str] = []
+        stage(folder, key, lambda resume: notes.append(build(resume)), log)
+        return notes[0] if notes else None
+
+    _reported(label, report, run)
+
+
+def _reported(
+    label: str, report: Callable[[str, float, str], None], run: Callable[[list[str]], str | None]
+) -> None:
+    """Time `run(log)` and report the stage's reuse reason (the log's last line) and its note."""
     log: list[str] = []
-    notes: list[str] = []
     start = time.perf_counter()
-    stage(folder, key, lambda resume: notes.append(build(resume)), log)
+    note = run(log)
     why = log[-1].partition(": ")[2]
-    report(label, time.perf_counter() - start, "; ".join([why, *notes]))
+    report(label, time.perf_counter() - start, "; ".join(n for n in (why, note) if n))
 
 
 def pretrain_demo(
@@ -183,12 +195,12 @@ def pretrain_demo(
     """The BELL pretraining stage, keyed on its config (the budget's epochs) and the cache."""
     run = out / "pretrain-bell"
     cfg = dataclasses.replace(base or PretrainConfig(), epochs=plan["pretrain_epochs"])
-    log: list[str] = []
-    start = time.perf_counter()
-    pretrain_stage([cache_root], run, cfg, log, progress=True)
-    why = log[-1].partition(": ")[2]
-    report("pretrain BELL", time.perf_counter() - start,
-           f"{why}; {_note(json.loads((run / 'summary.json').read_text()))}")  # fmt: skip
+
+    def pretrain_and_note(log: list[str]) -> str:
+        pretrain_stage([cache_root], run, cfg, log, progress=True)
+        return _note(json.loads((run / "summary.json").read_text()))
+
+    _reported("pretrain BELL", report, pretrain_and_note)
     return run
 
 
