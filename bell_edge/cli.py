@@ -702,7 +702,8 @@ def _ints(option: str, value: str) -> tuple[int, ...]:
               help="Timed runs per case.")  # fmt: skip
 @click.option("--backends", default=None,
               help="Comma-separated subset of torch-fp32, ort-fp32, ort-int8, ort-int8-trt, "
-                   "torch-cuda-bf16, ort-cuda-fp32, tensorrt-int8 [default: all].")  # fmt: skip
+                   "litert-int8, torch-cuda-bf16, ort-cuda-fp32, tensorrt-int8 "
+                   "[default: all].")  # fmt: skip
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the JSON.")

@@ -94,7 +94,8 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         "## Intended use",
         f"Screening aid that flags the diagnostic classes {classes} on 10-s 12-lead ECG windows "
         "in a bedside monitor, for clinicians. Not a diagnosis: a clinician reads every flagged "
-        "ECG. Not for rhythm alarms, children or ECGs unlike the development data below.",
+        f"ECG. {_rhythm_use(clf.classes)} Not for children or ECGs unlike the development data "
+        "below.",
         "",
         "## Model inputs",
         f"- {manifest['input_shape'][0]} leads in the order {' '.join(manifest['lead_order'])} "
@@ -155,6 +156,16 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
             lines.append(f"| {c} | {d['fp32']:.4f} | {d['int8']:.4f} | {100 * d['drop']:+.2f} |")
     else:
         lines.append("- FP32 only: parity with torch checked; no INT8 model, no gate")
+    lite = report.get("litert")
+    if lite:
+        facts = lite["facts"]
+        lines += [
+            "",
+            f"- LiteRT full-integer INT8 (`model.int8.tflite`, {facts['bytes']:,} bytes, "
+            f"{facts['converter']}): macro AUROC {lite['int8']['macro_auroc']:.4f}, drop "
+            f"{100 * lite['macro_drop']:.2f} points (gate {'passed' if lite['passed'] else 'FAILED'}"
+            f"); TFLite Micro arena about {facts['arena']['activations']:,} bytes of activations",
+        ]
     calib = manifest.get("calibration")
     sources = ", ".join(f"`{s.get('root')}`" for s in (calib or {}).get("sources") or [])
     lines += [
@@ -163,7 +174,7 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         f"- Developed on the data above only ({_sources(ft, pre)}); other devices, sampling "
         "rates, hospitals and populations may differ. Calibrate and gate on your own data "
         "before use.",
-        "- Classes are diagnostic statements of resting 10-s ECGs, not rhythm alarms.",
+        "- Classes are statements about resting 10-s ECGs; alone they are not rhythm alarms.",
         "",
         "## Performance monitoring",
         "- Re-run `bell-edge evaluate BUNDLE --data ...` on local labeled ECGs; the monitor flags "
@@ -178,6 +189,13 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _rhythm_use(classes) -> str:
+    if "AFIB" in classes:
+        return ("Its AFIB probability is one of the two conditions of the monitor's AF alarm; "
+                "the other is RR irregularity from the beat detector.")  # fmt: skip
+    return "Not for rhythm alarms."
 
 
 def _ci(metrics: dict) -> str:

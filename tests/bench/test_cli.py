@@ -24,6 +24,15 @@ def test_bench_json(tiny_bundle, ptbxl_cache):
     assert all(r["batch"] == 2 and r["runs"] == 3 for r in report["results"])
 
 
+def test_bench_help_names_every_backend():
+    from bell_edge.bench.backends import BACKENDS
+
+    result = run("bench", "--help")
+    assert result.exit_code == 0
+    text = "".join(result.output.split())  # click wraps lines at hyphens
+    assert all(name in text for name in BACKENDS), text
+
+
 def test_missing_bundle_is_one_line_exit_2(tmp_path):
     for command in ("bench", "profile"):
         result = run(command, tmp_path / "nope")

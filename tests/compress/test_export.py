@@ -117,3 +117,25 @@ def test_the_model_card_states_the_runs_own_data(tiny_bundle, tiny_classifier, p
     for heading in ("Device information", "Intended use", "Model inputs", "Model outputs",
                     "Development data", "Performance", "Known limitations"):  # fmt: skip
         assert f"\n## {heading}\n" in card
+
+
+def test_the_model_card_states_rhythm_use_and_a_litert_model(tiny_bundle, tiny_classifier):
+    """Without AFIB the card rules out rhythm alarms; with AFIB it says the AF alarm uses it. A
+    LiteRT model's size, drop, gate and arena come from the export report."""
+    import dataclasses
+
+    from bell_edge.compress.card import model_card
+    from bell_edge.models.artifact import load_classifier
+
+    clf = load_classifier(tiny_classifier)
+    manifest = read_bundle(tiny_bundle).manifest
+    plain = model_card(tiny_classifier, clf, manifest, {})
+    assert "Not for rhythm alarms." in plain and "LiteRT" not in plain
+    rhythm = dataclasses.replace(clf, classes=(*clf.classes[:-1], "AFIB"))
+    lite = {"int8": {"macro_auroc": 0.91234}, "macro_drop": 0.0012, "passed": True,
+            "facts": {"bytes": 1341600, "converter": "litert-torch + ai-edge-quantizer",
+                      "arena": {"activations": 44760}}}  # fmt: skip
+    card = model_card(tiny_classifier, rhythm, manifest, {"litert": lite})
+    assert "Not for rhythm alarms." not in card and "AF alarm" in card
+    assert "1,341,600 bytes" in card and "macro AUROC 0.9123, drop 0.12 points (gate passed)" in card
+    assert "44,760 bytes of activations" in card
