@@ -29,7 +29,7 @@ import numpy as np
 import wfdb
 from wfdb import processing
 
-from bell_edge.bench.machine import summary as machine_summary
+from bell_edge.bench.machine import describe, summary
 from bell_edge.replay import replay
 from bell_edge.runtime.beats import DELAY_S, HR_WINDOW_S
 
@@ -167,7 +167,7 @@ def main() -> None:
         cost = cost_12_lead(args.bundle, Path(tmp))
     afib = None if args.no_auroc else afib_auroc(args.bundle)
     result = {"rows": rows, "cost": cost, "afib": afib,
-              "bundle": str(args.bundle), "machine": machine_summary()}  # fmt: skip
+              "bundle": str(args.bundle), "machine": summary(describe())}  # fmt: skip
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=float))
     args.out.with_suffix(".md").write_text(report(result))
     print(report(result))

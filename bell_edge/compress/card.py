@@ -163,8 +163,9 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
             "",
             f"- LiteRT full-integer INT8 (`model.int8.tflite`, {facts['bytes']:,} bytes, "
             f"{facts['converter']}): macro AUROC {lite['int8']['macro_auroc']:.4f}, drop "
-            f"{100 * lite['macro_drop']:.2f} points (gate {'passed' if lite['passed'] else 'FAILED'}"
-            f"); TFLite Micro arena about {facts['arena']['activations']:,} bytes of activations",
+            f"{100 * lite['macro_drop']:.2f} points (gate "
+            f"{'passed' if lite['passed'] else 'FAILED'}); TFLite Micro arena about "
+            f"{facts['arena']['activations']:,} bytes of activations",
         ]
     calib = manifest.get("calibration")
     sources = ", ".join(f"`{s.get('root')}`" for s in (calib or {}).get("sources") or [])

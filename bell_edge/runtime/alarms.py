@@ -7,12 +7,15 @@ been clear for `AlarmConfig.clear_s` seconds (10 s by default), then ends.
 - `asystole` (high): no beat for `asystole_s` (4 s) of analysable signal on good leads.
 - `bradycardia` / `tachycardia` (medium): `hr_bpm` below `brady_bpm` (50) or above
   `tachy_bpm` (120), on analysable signal only.
-- `atrial_fibrillation` (medium): RR irregularity and the model together, for `af_on_s` (20 s):
-  the irregularity of the last `af_window_s` (30 s) of RR intervals, median |successive
-  difference| / median RR, at least `af_irregularity` (0.08; one ectopic beat moves two of ~30
-  differences and not their median), and the mean AFIB probability of the model over the last
-  `af_prob_hops` analysed hops at least the bundle's AFIB threshold for the monitor's leads.
-  Needs a bundle with an AFIB class and `af_min_beats` RR intervals; never on unanalysable signal.
+- `atrial_fibrillation` (medium): RR irregularity and the model together, for `af_on_s` (10 s):
+  the irregularity of the last `af_window_s` (20 s) of RR intervals, median |successive
+  difference| / median RR, at least `af_irregularity` (0.067: the highest Youden's J for AFIB
+  on the PTB-XL train split, `benchmarks/results/af_irregularity.md`; one ectopic beat moves two
+  of ~20 differences and not their median), and the mean AFIB probability of the model over the
+  last `af_prob_hops` analysed hops at least the bundle's AFIB alarm threshold for the monitor's
+  leads (see `monitor`). The window and the debounce keep the time to alarm near 20 s: the
+  median turns once half the window is AF. Needs a bundle with an AFIB class and `af_min_beats`
+  RR intervals; never on unanalysable signal.
 - `lead_off` (low, technical): a device lead flagged "off" for `lead_off_s` (2 s).
 - `no_signal` (medium, technical): no lead good enough for beats for `lead_off_s`.
 """
@@ -38,11 +41,11 @@ class AlarmConfig:
     brady_bpm: float = 50.0
     tachy_bpm: float = 120.0
     asystole_s: float = 4.0
-    af_irregularity: float = 0.08
-    af_window_s: float = 30.0
+    af_irregularity: float = 0.067
+    af_window_s: float = 20.0
     af_min_beats: int = 12
     af_prob_hops: int = 10
-    af_on_s: float = 20.0
+    af_on_s: float = 10.0
     lead_off_s: float = 2.0
     clear_s: float = 10.0
 

@@ -15,8 +15,9 @@ in two and skip low beats that a whole-record run finds. Here each lead keeps it
   the stream is long enough, with `CONTEXT_S - DELAY_S` seconds of the lead before them, so the
   thresholds have settled as in a whole-record run. On cpsc2021 lead II (beats only, every
   hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27% / 99.00%; votes
-  over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% / 99.51%. Detections in the first `LEARN_S` of a lead's good run (sleepecg's learning phase)
-  are not taken, except at the start of the stream.
+  over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% / 99.51%.
+  Detections in the first `LEARN_S` of a lead's good run (sleepecg's learning phase) are not
+  taken, except at the start of the stream.
 - A lead is good from the start of the first clean window after a bad one: a flag covers the
   whole window, so the signal of a window with a flag other than "ok" is never used.
 - Fusion: the beats of the first good lead, and of the next one where the first is not good (a

@@ -14,7 +14,9 @@ gaps. Wrong usage (bad rate, unknown lead names, a chunk of another width) raise
 The rate is fixed for a session: a device that changes rate starts a new monitor.
 
 Decisions use the bundle's thresholds for the monitor's lead set when the bundle carries them
-(`lead_set_thresholds`, fitted on val with the other leads masked), else its 12-lead ones.
+(`lead_set_thresholds`, fitted on val with the other leads masked), else its 12-lead ones. The
+AF alarm uses that lead set's AFIB alarm threshold (high sensitivity, `alarm_thresholds`) where
+the bundle has one, else the AFIB decision threshold.
 
 The rhythm half (`beats`, `alarms`): at every hop, beats are detected on the good leads of the
 buffered window (`beats.BeatDetector`: final `beats.DELAY_S` after they happen), giving `hr_bpm`
@@ -35,7 +37,7 @@ from bell_edge.data.leads import canonical_lead
 from bell_edge.data.preprocess import preprocess_window
 from bell_edge.runtime import quality
 from bell_edge.runtime.alarms import Alarm, AlarmConfig, AlarmManager
-from bell_edge.runtime.beats import BeatDetector
+from bell_edge.runtime.beats import HISTORY_S, BeatDetector
 from bell_edge.runtime.engine import Engine
 
 MIN_FS = 50.0  # as data.records
@@ -104,11 +106,18 @@ class StreamingMonitor:
                 f"this device gives ({', '.join(self.leads)})"
             )
         self.min_leads = min_leads
-        self.lead_set, self.thresholds = _thresholds(bundle, self.leads, engine.thresholds)
+        self.lead_set, self.thresholds, alarm_at = _thresholds(
+            bundle, self.leads, engine.thresholds
+        )
         self.beats = BeatDetector(self.fs, self.leads)
         afib = list(engine.classes).index("AFIB") if "AFIB" in engine.classes else None
         self._afib = afib
-        self.alarms = AlarmManager(alarms, None if afib is None else float(self.thresholds[afib]))
+        self.alarms = AlarmManager(alarms, None if afib is None else float(alarm_at[afib]))
+        if self.alarms.config.af_window_s > HISTORY_S:
+            raise ValueError(
+                f"af_window_s {self.alarms.config.af_window_s:g} is longer than the "
+                f"{HISTORY_S:g} s of beats kept"
+            )
         self._buf = np.zeros((len(self.columns), self.span))
         self._bad = np.ones((len(self.columns), self.span), dtype=bool)
         self._pos = 0  # next write position in the ring
@@ -217,7 +226,7 @@ class StreamingMonitor:
         t = self.samples / self.fs
         hr = self.beats.hr_bpm()
         active = self.alarms.update(
-            t, hr, self.beats.silent_s(), self.beats.rr_s(),
+            t, hr, self.beats.silent_s(), self.beats.rr_s(self.alarms.config.af_window_s),
             None if probs is None or self._afib is None else probs["AFIB"],
             dict(zip(self.leads, flags, strict=True)), bool(self.beats.leads_used),
         )  # fmt: skip
@@ -247,12 +256,18 @@ class StreamingMonitor:
 
 
 def _thresholds(bundle, leads: tuple[str, ...], default: np.ndarray):
-    """(lead-set name, thresholds): the bundle's for exactly these model leads, else its own."""
+    """(lead-set name, decision thresholds, alarm thresholds): the bundle's for exactly these
+    model leads, else its own (and its decision thresholds where it has no alarm ones)."""
     key = ",".join(lead for lead in bundle.lead_order if lead in leads)
     by_set = bundle.manifest.get("lead_set_thresholds", {})
-    if key in by_set and len(by_set[key]["thresholds"]) == len(default):
-        return key, np.asarray(by_set[key]["thresholds"], dtype=np.float32)
-    return "bundle", default
+    if key not in by_set or len(by_set[key]["thresholds"]) != len(default):
+        return "bundle", default, default
+    chosen = by_set[key]
+    decision = np.asarray(chosen["thresholds"], dtype=np.float32)
+    alarm = chosen.get("alarm_thresholds")
+    if alarm is None or len(alarm) != len(default):
+        return key, decision, decision
+    return key, decision, np.asarray(alarm, dtype=np.float32)
 
 
 def _positive(value, name: str) -> float:

@@ -3,6 +3,11 @@
 A 2- or 3-lead monitor must not inherit thresholds fitted on 12 leads: `lead_set_thresholds`
 refits them on the val split with every lead outside the set masked (zeroed, mask False, as the
 runtime feeds a lead the device lacks). `drop_leads` trains one model for all of them.
+
+Each lead set also carries alarm thresholds: per class, the score that a share `ALARM_FPR` of
+the val records without the class exceed. A decision threshold (best F1) suits a screening flag
+on its own; an alarm that needs the model *and* a second, independent test (the AF alarm: RR
+irregularity) wants the model at high sensitivity and takes its specificity from both.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from bell_edge.config import CANONICAL_LEADS
 from bell_edge.data.leads import LEAD_SETS
 from bell_edge.metrics import best_f1_thresholds, evaluate_scores
 from bell_edge.models.artifact import per_record
+
+ALARM_FPR = 0.05
 
 SUBSET_ROWS = [
     [CANONICAL_LEADS.index(lead) for lead in leads]
@@ -52,9 +59,21 @@ def drop_leads(
     return x * keep[:, :, None].to(x.dtype), keep.to(mask.dtype)
 
 
+def alarm_thresholds(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per class, the score exceeded by ALARM_FPR of the records without it (1.0 when all have
+    it)."""
+    out = np.ones(y.shape[1])
+    for c in range(y.shape[1]):
+        negatives = scores[y[:, c] == 0, c]
+        if len(negatives):
+            out[c] = np.quantile(negatives, 1 - ALARM_FPR)
+    return out
+
+
 def lead_set_thresholds(predict_fn, windows, masks, record_ids, labels, classes) -> dict:
-    """Per lead set: best-F1 thresholds on these (val) windows with the other leads masked, and
-    the set's macro AUROC. `predict_fn(windows, masks)` gives window scores."""
+    """Per lead set: best-F1 thresholds and alarm thresholds on these (val) windows with the
+    other leads masked, and the set's macro AUROC. `predict_fn(windows, masks)` gives window
+    scores."""
     out = {}
     for name, leads in LEAD_SETS.items():
         m = lead_set_mask(masks, leads)
@@ -62,5 +81,9 @@ def lead_set_thresholds(predict_fn, windows, masks, record_ids, labels, classes)
         _, scores, y = per_record(record_ids, predict_fn(x, m), labels)
         thresholds = best_f1_thresholds(y, scores)
         auroc = evaluate_scores(y, scores, classes, thresholds, bootstrap=0)["macro_auroc"]
-        out[name] = {"thresholds": thresholds.tolist(), "val_macro_auroc": auroc}
+        out[name] = {
+            "thresholds": thresholds.tolist(),
+            "alarm_thresholds": alarm_thresholds(y, scores).tolist(),
+            "val_macro_auroc": auroc,
+        }
     return out

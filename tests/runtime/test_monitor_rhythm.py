@@ -110,3 +110,27 @@ def test_one_lead_off_mid_record_keeps_the_beats_of_the_other(engine, holter):
     beats = np.concatenate([e.beats for e in events])
     assert ((beats > 30) & (beats < 50)).sum() >= 20
     assert "lead_off" in alarm_names(events)
+
+
+def test_an_af_window_longer_than_the_beats_kept_is_refused(engine):
+    with pytest.raises(ValueError, match="af_window_s 40 is longer"):
+        StreamingMonitor(engine, 200.0, ["I", "II"], alarms=AlarmConfig(af_window_s=40))
+
+
+def test_the_af_alarm_takes_the_lead_sets_alarm_threshold():
+    from types import SimpleNamespace
+
+    from bell_edge.runtime.monitor import _thresholds
+
+    lead_order = ("I", "II", "III")
+    default = np.array([0.5, 0.6], dtype=np.float32)
+    sets = {"I,II": {"thresholds": [0.4, 0.7], "alarm_thresholds": [0.1, 0.2]},
+            "I,II,III": {"thresholds": [0.3, 0.3]}}  # fmt: skip
+    bundle = SimpleNamespace(lead_order=lead_order, manifest={"lead_set_thresholds": sets})
+    key, decision, alarm = _thresholds(bundle, ("II", "I"), default)
+    assert key == "I,II" and decision.tolist() == pytest.approx([0.4, 0.7])
+    assert alarm.tolist() == pytest.approx([0.1, 0.2])
+    key, decision, alarm = _thresholds(bundle, ("I", "II", "III"), default)  # no alarm ones
+    assert key == "I,II,III" and alarm.tolist() == pytest.approx([0.3, 0.3])
+    key, decision, alarm = _thresholds(bundle, ("I",), default)  # no such lead set
+    assert key == "bundle" and decision is default and alarm is default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,7 +11,7 @@ from bell_edge.data.leads import LEAD_SETS
 from bell_edge.models.artifact import load_classifier
 from bell_edge.train.evaluate import evaluate_run
 from bell_edge.train.finetune import finetune
-from bell_edge.train.lead_sets import drop_leads
+from bell_edge.train.lead_sets import ALARM_FPR, alarm_thresholds, drop_leads
 
 
 def test_lead_dropout_masks_and_zeroes_a_share_of_the_windows():
@@ -22,6 +23,16 @@ def test_lead_dropout_masks_and_zeroes_a_share_of_the_windows():
     assert torch.equal(out.abs().sum(2) > 0, kept)  # masked leads are zero
     same, _ = drop_leads(x, mask, 0.0, torch.Generator())
     assert same is x
+
+
+def test_alarm_thresholds_let_a_share_of_the_negatives_through():
+    rng = np.random.default_rng(0)
+    y = np.zeros((1000, 2), dtype=int)
+    y[:100, 0] = 1
+    y[:, 1] = 1  # no negative
+    scores = rng.random((1000, 2))
+    th = alarm_thresholds(y, scores)
+    assert abs((scores[y[:, 0] == 0, 0] > th[0]).mean() - ALARM_FPR) < 0.005 and th[1] == 1.0
 
 
 @pytest.mark.slow
@@ -36,6 +47,7 @@ def test_rhythm_model_carries_thresholds_per_lead_set(tmp_path, tiny_config, ptb
     by_set = clf.meta["lead_set_thresholds"]
     assert set(by_set) == set(LEAD_SETS)
     assert all(len(v["thresholds"]) == len(clf.classes) for v in by_set.values())
+    assert all(len(v["alarm_thresholds"]) == len(clf.classes) for v in by_set.values())
     full = evaluate_run(tmp_path / "run", ptbxl_release, "val", bootstrap=0)
     two = evaluate_run(tmp_path / "run", ptbxl_release, "val", bootstrap=0, leads="II,I")
     assert full["leads"] == "12 leads" and two["leads"] == "I,II"
