@@ -18,8 +18,9 @@ Decisions use the bundle's thresholds for the monitor's lead set when the bundle
 AF alarm uses that lead set's AFIB alarm threshold (high sensitivity, `alarm_thresholds`) where
 the bundle has one, else the AFIB decision threshold.
 
-The rhythm half (`beats`, `alarms`): at every hop, beats are detected on the good leads of the
-buffered window (`beats.BeatDetector`: final `beats.DELAY_S` after they happen), giving `hr_bpm`
+The rhythm half (`beats`, `alarms`): at every hop, the buffered window's new samples and lead
+flags go to `beats.BeatDetector`, which keeps `beats.CONTEXT_S` of every lead and detects beats on
+the best good one (final `beats.DELAY_S` after they happen), giving `hr_bpm`
 (stated averaging in `beats`) and the alarms of `alarms.AlarmManager`. They run from the first
 `beats.MIN_WINDOW_S` seconds on, with one good lead, whether or not the model runs.
 """
