@@ -404,26 +404,25 @@ def write_report(report: dict, out: Path) -> None:
               "AUROC, with a paired bootstrap 95% CI (1,000 resamples of the evaluation records):",
               "", "| init | mode | labels | gain | 95% CI | resamples with gain <= 0 |",
               "|---|---|---|---|---|---|"]  # fmt: skip
-    for g in report["gains"]:
-        lo, hi = g["ci95_points"]
-        lines.append(
-            f"| {g['init']} | {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
-            f"[{lo:+.2f}, {hi:+.2f}] | {100 * g['share_of_resamples_le_0']:.1f}% |"
-        )
+    lines += [_gain_row(g, g["init"]) for g in report["gains"]]
     if report.get("between_pretrained"):
         lines += ["", "Between pretrained inits, same CI:", "",
                   "| init | over | mode | labels | gain | 95% CI | resamples with gain <= 0 |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for g in report["between_pretrained"]:
-            lo, hi = g["ci95_points"]
-            lines.append(
-                f"| {g['init']} | {g['baseline']} | {g['mode']} | {g['fraction']:g} | "
-                f"{g['gain_points']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | "
-                f"{100 * g['share_of_resamples_le_0']:.1f}% |"
-            )
+        lines += [_gain_row(g, f"{g['init']} | {g['baseline']}")
+                  for g in report["between_pretrained"]]  # fmt: skip
     lines += ["", "Stages:", "", *[f"- {s}" for s in report["stages"][:200]]]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     _plot(table, names, modes, fractions, out / "label_efficiency.png")
+
+
+def _gain_row(g: dict, who: str) -> str:
+    """A report row: `who` (the init, or "init | baseline"), mode, labels, gain, CI, share <= 0."""
+    lo, hi = g["ci95_points"]
+    return (
+        f"| {who} | {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
+        f"[{lo:+.2f}, {hi:+.2f}] | {100 * g['share_of_resamples_le_0']:.1f}% |"
+    )
 
 
 def _recipe_lines(report: dict) -> list[str]:
