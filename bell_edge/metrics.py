@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 CHUNK_CELLS = 4_000_000  # resamples x records held in memory at once
+MIN_THRESHOLD_POSITIVES = 5  # fewer positives than this: no fitted decision threshold
 
 
 def evaluate_scores(
@@ -105,11 +106,13 @@ def weighted_auroc(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndar
 
 def best_f1_thresholds(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     """Per class, the score threshold (predict `score >= t`) with the highest F1; 0.5 for a class
-    without positives."""
+    with fewer than `MIN_THRESHOLD_POSITIVES` positives, where the best F1 sits at the lowest
+    score of one or two records (near 0 for a rare class) and the class would flag almost
+    everything."""
     y, s = _check(y_true, y_score)
     out = np.full(y.shape[1], 0.5)
     for c in range(y.shape[1]):
-        if not y[:, c].any():
+        if y[:, c].sum() < MIN_THRESHOLD_POSITIVES:
             continue
         precision, recall, cuts = precision_recall_curve(y[:, c], s[:, c])
         total = precision[:-1] + recall[:-1]  # the last point (recall 0) has no threshold

@@ -101,9 +101,11 @@ def test_rare_class_skips_resamples():
 def test_best_f1_thresholds():
     y, s = _synthetic(300)
     y[:, 4] = 0
+    y[:, 3] = 0
+    y[np.argsort(s[:, 3])[:4], 3] = 1  # 4 positives, the lowest scores: best F1 would be ~0
     cuts = best_f1_thresholds(y, s)
-    assert cuts.shape == (5,) and cuts[4] == 0.5
-    for c in range(4):
+    assert cuts.shape == (5,) and cuts[4] == 0.5 and cuts[3] == 0.5
+    for c in range(3):
         at_best = f1_score(y[:, c], s[:, c] >= cuts[c])
         assert at_best >= f1_score(y[:, c], s[:, c] >= 0.5)
     tuned = evaluate_scores(y, s, CLASSES, thresholds=cuts, bootstrap=0)

@@ -17,6 +17,7 @@ from typing import Any
 
 from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import file_sha256
+from bell_edge.metrics import MIN_THRESHOLD_POSITIVES
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import MODEL, SUBSET
 
@@ -106,7 +107,8 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         "## Model outputs",
         f"- one probability per class ({classes}); a class is flagged above its threshold "
         f"({', '.join(f'{c} {t:.3f}' for c, t in zip(clf.classes, clf.thresholds, strict=True))}"
-        ", chosen for the best F1 on the validation split)",
+        ", chosen for the best F1 on the validation split; a fixed 0.5 for a class with fewer "
+        f"than {MIN_THRESHOLD_POSITIVES} validation positives)",
         "",
         "## Model architecture",
         f"- {manifest['model_config']}",

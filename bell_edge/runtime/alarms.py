@@ -8,10 +8,11 @@ been clear for `AlarmConfig.clear_s` seconds (10 s by default), then ends.
 - `bradycardia` / `tachycardia` (medium): `hr_bpm` below `brady_bpm` (50) or above
   `tachy_bpm` (120), on analysable signal only.
 - `atrial_fibrillation` (medium): RR irregularity and the model together, for `af_on_s` (10 s):
-  the irregularity of the last `af_window_s` (20 s) of RR intervals, median |successive
-  difference| / median RR, at least `af_irregularity` (0.067: the highest Youden's J for AFIB
-  on the PTB-XL train split, `benchmarks/results/af_irregularity.md`; one ectopic beat moves two
-  of ~20 differences and not their median), and the mean AFIB probability of the model over the
+  the irregularity of the last `af_window_s` (20 s) of RR intervals (`irregularity`: median
+  |RR difference| / median RR at the most regular of lags 1-3) at least `af_irregularity`
+  (0.056: the highest Youden's J for AFIB on the PTB-XL train split, 0.0565, rounded down;
+  `benchmarks/results/af_irregularity.md`; one ectopic beat moves two of ~20 differences and not
+  their median), and the mean AFIB probability of the model over the
   last `af_prob_hops` analysed hops at least the bundle's AFIB alarm threshold for the monitor's
   leads (see `monitor`). The window and the debounce keep the time to alarm near 20 s: the
   median turns once half the window is AF. Needs a bundle with an AFIB class and `af_min_beats`
@@ -26,6 +27,7 @@ import dataclasses
 
 import numpy as np
 
+IRREGULARITY_LAGS = 3
 PRIORITY = {
     "asystole": "high",
     "bradycardia": "medium",
@@ -41,7 +43,7 @@ class AlarmConfig:
     brady_bpm: float = 50.0
     tachy_bpm: float = 120.0
     asystole_s: float = 4.0
-    af_irregularity: float = 0.067
+    af_irregularity: float = 0.056
     af_window_s: float = 20.0
     af_min_beats: int = 12
     af_prob_hops: int = 10
@@ -74,8 +76,12 @@ class _State:
 
 
 def irregularity(rr: np.ndarray) -> float:
-    """Median |successive RR difference| / median RR."""
-    return float(np.median(np.abs(np.diff(rr))) / np.median(rr))
+    """RR irregularity at every lag: the least over lags k = 1..`IRREGULARITY_LAGS` of
+    median |RR[i] - RR[i-k]| / median RR. AF is irregular at every lag; bigeminy, trigeminy and
+    2:1 / 3:2 block repeat at lag 2 or 3, and sinus arrhythmia changes smoothly at lag 1."""
+    rr = np.asarray(rr, dtype=float)
+    lags = range(1, min(IRREGULARITY_LAGS, len(rr) - 1) + 1)
+    return float(min(np.median(np.abs(rr[k:] - rr[:-k])) for k in lags) / np.median(rr))
 
 
 class AlarmManager:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bell_edge.runtime.alarms import AlarmConfig, AlarmManager
+from bell_edge.runtime.alarms import AlarmConfig, AlarmManager, irregularity
 
 OK = {"I": "ok", "II": "ok"}
 REGULAR = np.full(30, 0.8)
@@ -60,6 +60,20 @@ def test_one_ectopic_beat_does_not_fire_af():
     rr = REGULAR.copy()
     rr[15:17] = (0.45, 1.15)  # premature beat and its compensatory pause
     assert not any(run(AlarmManager(af_threshold=0.5), 40, rr=rr, afib=0.9))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [(0.6, 1.0), (0.6, 0.9, 0.9), (1.0, 1.5)],  # bigeminy, trigeminy, alternating pauses
+    ids=["bigeminy", "trigeminy", "pauses"],
+)
+def test_patterned_rr_is_regular_at_some_lag_and_does_not_fire_af(pattern):
+    rr = np.resize(np.array(pattern), 30)
+    assert np.median(np.abs(np.diff(rr))) / np.median(rr) > 0.2  # irregular at lag 1
+    assert irregularity(rr) == 0.0
+    assert not any(run(AlarmManager(af_threshold=0.5), 40, rr=rr, afib=0.9))
+    random = np.random.default_rng(1).uniform(0.45, 1.1, 30)
+    assert irregularity(random) > AlarmConfig().af_irregularity
 
 
 def test_lead_off_is_a_low_priority_technical_alarm_after_lead_off_s():
