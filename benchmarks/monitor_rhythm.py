@@ -8,7 +8,8 @@ the `.qrs` it writes is scored against the reference `.atr`:
   span ([t - 14, t - 6] s);
 - AF on cpsc2021: reference episodes from the `(AFIB` / `(N` aux notes; an onset (after the
   record's start) is alarmed when an AF alarm is raised inside its episode; time to alarm from
-  the onset; false AF alarms (raised outside every reference episode) per non-AF hour; AF
+  the onset; false AF alarms (raised outside every reference episode) per non-AF hour, and how
+  many of them came within `LATE_S` after an episode ended (late alarms of that episode); AF
   duration Se and +P from the `(AFIB` spans of the `.qrs`;
 - AFIB AUROC on ptbxl100-release val (`evaluate_run`, the bundle through ONNX Runtime);
 - CPU seconds per ECG-hour of the whole monitor (quality, beats, model, alarms) at 12 leads and
@@ -36,6 +37,7 @@ from bell_edge.runtime.beats import DELAY_S, HR_WINDOW_S
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 COST_S = 600.0
+LATE_S = 30.0  # an alarm this soon after an AF episode ended is that episode's, late
 
 
 def beats_and_rhythm(path: Path, ext: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
@@ -103,9 +105,11 @@ def score_record(path: Path, bundle: Path, out: Path) -> dict:
         onsets.append({"onset_s": round(s / fs, 1), "end_s": round(e / fs, 1),
                        "time_to_alarm_s": delay})  # fmt: skip
     false = [a for a in af_alarms if not any(s / fs <= a["raised"] <= e / fs for s, e in ref_af)]
+    late = [a for a in false if any(0 < a["raised"] - e / fs <= LATE_S for _, e in ref_af)]
     row.update({
         "af_onsets": onsets,
         "false_af_alarms": len(false),
+        "late_af_alarms": len(late),
         "non_af_hours": (n - sum(e - s for s, e in ref_af)) / fs / 3600,
         "af_ref_s": sum(e - s for s, e in ref_af) / fs,
         "af_found_s": sum(e - s for s, e in found_af) / fs,
@@ -220,7 +224,10 @@ def report(r: dict) -> str:
         f"{np.median(times) if times else float('nan'):.1f} s, max "
         f"{max(times) if times else float('nan'):.1f} s (target >= 10 of 11, median <= 30 s).",
         f"- False AF alarms: {sum(x['false_af_alarms'] for x in cp)} in {non_af_h:.2f} non-AF "
-        f"hours = {sum(x['false_af_alarms'] for x in cp) / non_af_h:.2f} per hour (target <= 2).",
+        f"hours = {sum(x['false_af_alarms'] for x in cp) / non_af_h:.2f} per hour (target <= 2); "
+        f"{sum(x['late_af_alarms'] for x in cp)} of them raised within {LATE_S:g} s after an AF "
+        "episode had ended (that episode's alarm, late), the others on rhythm without AF in "
+        f"the {LATE_S:g} s before.",
         f"- AF duration: Se {pct(af_ov, af_ref)}, +P {pct(af_ov, af_found)} "
         f"({af_ref:.0f} s of reference AF).",
         "- AFIB AUROC on ptbxl100-release val: "

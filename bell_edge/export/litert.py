@@ -13,7 +13,9 @@ Optional: `pip install 'bell-edge[litert-convert]'`; imports happen inside the f
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,8 +49,9 @@ def export_float(model: ECGClassifier, path: str | Path, sample: np.ndarray, mas
     litert_torch, _ = require_converter()
     model = model.eval()
     x, m = np.ascontiguousarray(sample, np.float32), np.ascontiguousarray(mask, np.float32)
-    edge = litert_torch.convert(model, (torch.from_numpy(x[:1]), torch.from_numpy(m[:1])))
-    with staged_file(path) as tmp:
+    # litert-torch prints its progress to stdout, where it would break `--json`
+    with staged_file(path) as tmp, contextlib.redirect_stdout(sys.stderr):
+        edge = litert_torch.convert(model, (torch.from_numpy(x[:1]), torch.from_numpy(m[:1])))
         edge.export(str(tmp))
         with torch.no_grad():
             expected = model(torch.from_numpy(x), torch.from_numpy(m)).numpy()

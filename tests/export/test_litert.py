@@ -4,7 +4,9 @@ fallback mending it). Skipped where the converter extra is not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import sys
 
 import numpy as np
@@ -42,11 +44,17 @@ def converted(tiny_classifier, ptbxl100, tmp_path_factory):
     data = eval_set(ptbxl100, clf)
     root = tmp_path_factory.mktemp("litert")
     paths = {"float": root / "model.tflite", "int8": root / "model.int8.tflite"}
-    parity = litert.export_float(clf.model, paths["float"], data.windows[:4], data.masks[:4])
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        parity = litert.export_float(clf.model, paths["float"], data.windows[:4], data.masks[:4])
     ranges = litert.calibration_ranges(paths["float"], windows, masks)
     facts = litert.quantize_int8(paths["float"], paths["int8"], ranges)
     return {"clf": clf, "data": data, "paths": paths, "ranges": ranges, "parity": parity,
-            "facts": facts, "root": root}  # fmt: skip
+            "facts": facts, "root": root, "stdout": stdout.getvalue()}  # fmt: skip
+
+
+@needs_converter
+def test_conversion_keeps_stdout_clean_for_json(converted):
+    assert converted["stdout"] == ""  # litert-torch's progress lines go to stderr
 
 
 @pytest.mark.slow
