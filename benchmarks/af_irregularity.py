@@ -33,10 +33,6 @@ MIN_INTERVALS = 5
 STATEMENTS = ("SARRH", "SVARR", "BIGU")  # irregular rhythms that are not AF
 
 
-def lag1(rr: np.ndarray) -> float:
-    return float(np.median(np.abs(np.diff(rr))) / np.median(rr))
-
-
 def measure(root: Path) -> dict[str, np.ndarray]:
     cols: dict[str, list] = {"train": [], "af": [], "lags": [], "lag1": [], "codes": []}
     with (root / "ptbxl_database.csv").open() as f:
@@ -50,7 +46,7 @@ def measure(root: Path) -> dict[str, np.ndarray]:
             cols["train"].append(int(row["strat_fold"]) in TRAIN_FOLDS)
             cols["af"].append("AFIB" in codes)
             cols["lags"].append(irregularity(rr))
-            cols["lag1"].append(lag1(rr))
+            cols["lag1"].append(irregularity(rr, lags=1))
             cols["codes"].append(" ".join(codes))
     return {k: np.array(v) for k, v in cols.items()}
 

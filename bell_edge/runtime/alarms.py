@@ -75,13 +75,13 @@ class _State:
     alarm: Alarm | None = None
 
 
-def irregularity(rr: np.ndarray) -> float:
-    """RR irregularity at every lag: the least over lags k = 1..`IRREGULARITY_LAGS` of
+def irregularity(rr: np.ndarray, lags: int = IRREGULARITY_LAGS) -> float:
+    """RR irregularity at every lag: the least over lags k = 1..`lags` of
     median |RR[i] - RR[i-k]| / median RR. AF is irregular at every lag; bigeminy, trigeminy and
     2:1 / 3:2 block repeat at lag 2 or 3, and sinus arrhythmia changes smoothly at lag 1."""
     rr = np.asarray(rr, dtype=float)
-    lags = range(1, min(IRREGULARITY_LAGS, len(rr) - 1) + 1)
-    return float(min(np.median(np.abs(rr[k:] - rr[:-k])) for k in lags) / np.median(rr))
+    ks = range(1, min(lags, len(rr) - 1) + 1)
+    return float(min(np.median(np.abs(rr[k:] - rr[:-k])) for k in ks) / np.median(rr))
 
 
 class AlarmManager:
