@@ -221,7 +221,8 @@ def data_download(dataset, out, rate, mirror, as_json) -> None:
 @click.option("--seed", type=COUNT, default=None)
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the step.")
 @click.option("--sync-bn", is_flag=True, default=None, help="SyncBatchNorm under torchrun.")
-@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue from RUN/checkpoint.pt (or start, in an empty RUN).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
 @click.option("--budget", type=click.Choice(["small", "long"]), default=None,
               help="Epoch preset: small 10, long 100 (--epochs overrides it).")  # fmt: skip

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,13 @@ def epoch_batches(n: int, epoch: int, cfg: PretrainConfig, runtime: Runtime) -> 
 
 
 def check_run_dir(out: Path, resume: bool, force: bool) -> None:
-    if resume:
-        if not (out / CHECKPOINT).is_file():
-            raise InputError(f"{out}: nothing to resume (no {CHECKPOINT})")
+    """`resume` continues from the checkpoint, or starts the run in a missing or empty folder,
+    so one command both starts a background run and restarts it after a kill."""
+    if resume and (out / CHECKPOINT).is_file():
         return
     if out.exists() and any(out.iterdir()) and not force:
+        if resume:
+            raise InputError(f"{out}: not empty and no {CHECKPOINT} to resume (--force replaces)")
         raise InputError(
             f"{out}: exists and is not empty (use --resume to continue, --force to replace)"
         )
@@ -116,6 +119,10 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
         raise InputError(f"--batch-size {cfg.batch_size} must divide by {runtime.world_size} ranks")
     if runtime.is_main:
         check_run_dir(out, resume, force)
+    if resume and not (out / CHECKPOINT).is_file():
+        resume = False
+        if runtime.is_main and progress:
+            print(f"{out}: no {CHECKPOINT} yet, starting the run", file=sys.stderr)
     if runtime.distributed and runtime.device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // runtime.world_size))
     checkpoint.seed_everything(cfg.seed)

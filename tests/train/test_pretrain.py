@@ -48,6 +48,26 @@ def test_cli_run_leaves_its_files(tmp_path, tiny_config, ptbxl_cache):
     ECGClassifier(model_cfg).encoder.load_state_dict(encoder, strict=True)
 
 
+def test_resume_starts_a_new_run_and_refuses_a_foreign_folder(tmp_path, tiny_config, ptbxl_cache):
+    # One command starts a background run and restarts it: --resume in a missing folder trains.
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", ptbxl_cache.root, "--out", run, "--config", tiny_config,
+            "--max-steps", "2", "--resume"]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "starting the run" in result.stderr
+    assert [r["step"] for r in _metrics(run)] == [1, 2]
+    # A folder with other files and no checkpoint is not taken over.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a run")
+    args[4] = other
+    refused = CliRunner().invoke(main, [str(a) for a in args])
+    assert refused.exit_code == 2
+    assert "no checkpoint.pt to resume" in refused.stderr
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
 def test_loss_falls_and_does_not_collapse(tmp_path, tiny_config, ptbxl_cache):
     cfg = replace(load_toml(PretrainConfig, tiny_config), epochs=6, checkpoint_every=1000)
     summary = pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False)
