@@ -12,7 +12,7 @@ load average is recorded every round. Accuracy: each session's logits on 64 real
 against the FP32 Conv1d graph's (max |diff| and SQNR).
 
 Usage: python benchmarks/bench_ort_settings.py BUNDLE [--calib MANIFEST] [--batch 1,32]
-       [--runs 300] [--data DIR]
+       [--runs 300] [--data DIR] [--note "other jobs paused"]
 Writes benchmarks/results/bench_ort_settings_<ISA>.{json,md} (ISA: avx512_vnni or avx2).
 """
 
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--note", default="", help="How the machine was shared, for the report.")
     args = parser.parse_args()
 
     bundle = read_bundle(args.bundle)
@@ -158,7 +159,7 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_ort_settings.py {args.bundle} --batch {args.batch} "
         f"--runs {args.runs}`. Machine: {summary(machine)}; load average per round "
-        f"{loads}, {machine['load_average_end']} at the end (other jobs shared the cores).",
+        f"{loads}, {machine['load_average_end']} at the end. {args.note}".rstrip(),
         "",
         "All on 1 thread, ORT_ENABLE_ALL. Speed-ups are against the FP32 Conv1d graph (the "
         "export before this change) at the same batch, in the same run: p50s, and fastest runs "
