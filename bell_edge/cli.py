@@ -665,10 +665,14 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
               help="PNG of the ECG with predictions and quality flags over time.")  # fmt: skip
 @click.option("--annotations", type=click.Path(path_type=Path), default=None,
               help="Folder for <record>.qrs: WFDB beats and rhythm notes.")  # fmt: skip
+@click.option("--alarms", "alarm_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file of alarm settings (brady_bpm, tachy_bpm, asystole_s, af_*, "
+                   "clear_s, ...); unset ones keep their defaults.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing --plot or .qrs file.")
-def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, force) -> None:
+def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, alarm_file,
+            force) -> None:  # fmt: skip
     """Replay a WFDB record through the streaming bedside monitor, one line per hop."""
-    from bell_edge.replay import event_line, parse_speed, replay, summary_lines
+    from bell_edge.replay import event_line, parse_speed, read_alarm_config, replay, summary_lines
 
     def show(event) -> None:
         if as_json:
@@ -678,8 +682,9 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, f
 
     if annotations is not None and not annotations.is_dir():
         raise InputError(f"--annotations {annotations}: no such folder")
+    alarms = None if alarm_file is None else read_alarm_config(alarm_file)
     summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
-                     annotations)  # fmt: skip
+                     annotations, alarms)  # fmt: skip
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     else:

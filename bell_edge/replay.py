@@ -8,6 +8,7 @@ alarm itself latches `clear_s` longer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections import Counter
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bell_edge.config import CANONICAL_LEADS
+from bell_edge.config import CANONICAL_LEADS, tomllib
 from bell_edge.data.records import Record, read_record
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file
+from bell_edge.runtime.alarms import AlarmConfig
 from bell_edge.runtime.engine import Engine
 from bell_edge.runtime.monitor import Event, StreamingMonitor
 
@@ -39,6 +41,26 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+def read_alarm_config(path: str | Path) -> AlarmConfig:
+    """AlarmConfig from a TOML file of any of its fields (`tachy_bpm = 130`); the rest default."""
+    try:
+        values = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"--alarms {path}: unreadable ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"--alarms {path}: not a TOML file ({exc})") from None
+    known = [f.name for f in dataclasses.fields(AlarmConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(
+            f"--alarms {path}: unknown setting {unknown[0]} (known: {', '.join(known)})"
+        )
+    try:
+        return AlarmConfig(**values)
+    except ValueError as exc:
+        raise InputError(f"--alarms {path}: {exc}") from None
+
+
 def present_leads(record: Record) -> list[str]:
     return [CANONICAL_LEADS[i] for i in np.flatnonzero(record.lead_mask)]
 
@@ -53,8 +75,11 @@ def replay(
     force: bool = False,
     on_event: Callable[[Event], None] | None = None,
     annotations: str | Path | None = None,
+    alarms: AlarmConfig | None = None,
 ) -> dict:
-    """Stream a record through a StreamingMonitor; returns the summary (events included)."""
+    """Stream a record through a StreamingMonitor; returns the summary (events included).
+
+    `alarms`: the alarm thresholds (defaults: `AlarmConfig()`)."""
     if plot is not None and Path(plot).exists() and not force:
         raise InputError(f"{plot}: exists (use --force to replace it)")
     if plot is not None and not Path(plot).parent.is_dir():
@@ -66,7 +91,7 @@ def replay(
     engine = Engine(bundle, precision=precision)
     leads = present_leads(record)
     try:
-        monitor = StreamingMonitor(engine, record.fs, leads, hop_s=hop_s)
+        monitor = StreamingMonitor(engine, record.fs, leads, hop_s=hop_s, alarms=alarms)
     except ValueError as exc:
         raise InputError(f"{record.path}: {exc}") from None
     samples = record.signal[record.lead_mask].T

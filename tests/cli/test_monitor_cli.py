@@ -95,3 +95,34 @@ def test_annotations_write_a_wfdb_qrs_file_that_scores_against_the_reference(
     assert c.tp / len(ref) > 0.99 and c.tp / len(beats) > 0.99
     again = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", tmp_path)
     assert again.exit_code == 2 and "exists (use --force" in again.output
+
+
+def test_alarm_settings_from_a_toml_file(cpsc2021, tiny_bundle, tmp_path):
+    record = cpsc2021 / "data_8_4"  # about 66 bpm throughout
+
+    def tachycardia(*extra):
+        result = run(record, "--bundle", tiny_bundle, "--speed", "max", "--json", *extra)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+        return [a for a in summary["alarms"] if a["name"] == "tachycardia"]
+
+    settings = tmp_path / "alarms.toml"
+    settings.write_text("tachy_bpm = 60\nbrady_bpm = 40\n")
+    assert not tachycardia()
+    raised = tachycardia("--alarms", settings)
+    assert raised and "> 60" in raised[0]["reason"]
+
+    bad = {
+        "tachy_bpm = 60\nfoo = 1\n": "unknown setting foo (known: brady_bpm",
+        "tachy_bpm = 40\nbrady_bpm = 50\n": "brady_bpm must be below tachy_bpm",
+        "asystole_s = -1\n": "asystole_s must be a positive number",
+        "tachy_bpm = \n": "not a TOML file",
+    }
+    for text, message in bad.items():
+        settings.write_text(text)
+        result = run(record, "--bundle", tiny_bundle, "--alarms", settings)
+        assert result.exit_code == 2, (text, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert str(settings) in result.output
+    result = run(record, "--bundle", tiny_bundle, "--alarms", tmp_path / "missing.toml")
+    assert result.exit_code == 2 and "missing.toml: unreadable" in result.output
