@@ -13,15 +13,44 @@ import argparse
 import json
 from pathlib import Path
 
-from bell_edge.models.pretrained import pack
+from bell_edge.models.pretrained import WEIGHTS, pack
 from bell_edge.train.experiment import summarize
 
 
+def rows_of(results: dict, init: str) -> dict:
+    """Mean ± std of `init` and of random init only (a report may hold other encoders too)."""
+    return {k: v for k, v in sorted(summarize(results["results"]).items())
+            if k[0] in (init, "scratch")}  # fmt: skip
+
+
+def shipped_name(init: str) -> str:
+    """`NAME` for a shipped encoder's file, else the init as the report gives it."""
+    path = Path(init)
+    return path.parent.name if path.parent.parent == WEIGHTS else init
+
+
+def against_others(results: dict, init: str) -> list[dict]:
+    """Paired gains of `init` over the report's other pretrained inits, named by their files."""
+    inits = results.get("inits", {})
+    out = []
+    for g in results.get("between_pretrained", []):
+        if init not in (g["init"], g["baseline"]):
+            continue
+        sign = 1 if g["init"] == init else -1
+        other = g["baseline"] if sign == 1 else g["init"]
+        lo, hi = (sign * c for c in g["ci95_points"])
+        out.append({"over": shipped_name(inits.get(other, other)), "mode": g["mode"],
+                    "fraction": g["fraction"], "gain_points": sign * g["gain_points"],
+                    "ci95_points": sorted([lo, hi])})  # fmt: skip
+    return out
+
+
 def evaluation(results: dict, init: str) -> str:
-    """One report's tables: mean ± std per init, and the paired gains of `init`."""
+    """One report's tables: mean ± std of `init` and random init, and the paired gains."""
     rows = [
-        f"| {who} | {mode} | {fraction:g} | {mean:.4f} ± {std:.4f} | {n} |"
-        for (who, mode, fraction), (mean, std, n) in sorted(summarize(results["results"]).items())
+        f"| {'this encoder' if who == init else 'random init'} | {mode} | {fraction:g} | "
+        f"{mean:.4f} ± {std:.4f} | {n} |"
+        for (who, mode, fraction), (mean, std, n) in rows_of(results, init).items()
     ]
     gains = [
         f"| {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
@@ -29,12 +58,21 @@ def evaluation(results: dict, init: str) -> str:
         for g in results["gains"]
         if g["init"] == init
     ]
+    others = [
+        f"| over `{g['over']}` | {g['mode']} | {g['fraction']:g} | {g['gain_points']:+.2f} | "
+        f"[{g['ci95_points'][0]:+.2f}, {g['ci95_points'][1]:+.2f}] |"
+        for g in against_others(results, init)
+    ]
+    if others:
+        head = ["", "Gain over the other pretrained encoders in the same report:", "",
+                "| | mode | labels | gain | 95% CI |", "|---|---|---|---|---|"]  # fmt: skip
+        others = head + others
     where = f"strat_folds {results['folds']} held out in turn" if results.get("folds") else "val"
     return "\n".join([
         f"## Evaluation (`{results['data']}`, {where}, {results['seeds']} seed(s), macro AUROC)",
         "| init | mode | labels | macro AUROC | runs |", "|---|---|---|---|---|", *rows, "",
         "Gain over random init of the same architecture (points, paired bootstrap 95% CI):", "",
-        "| mode | labels | gain | 95% CI |", "|---|---|---|---|", *gains, "",
+        "| mode | labels | gain | 95% CI |", "|---|---|---|---|", *gains, *others, "",
     ])  # fmt: skip
 
 
@@ -100,9 +138,10 @@ def main() -> None:
                     "std": v[1],
                     "runs": v[2],
                 }
-                for k, v in sorted(summarize(r["results"]).items())
+                for k, v in rows_of(r, args.init).items()
             ],  # fmt: skip
             "gains_over_random_init": [g for g in r["gains"] if g["init"] == args.init],
+            "gains_over_other_encoders": against_others(r, args.init),
         }
         for r in reports
     ]
