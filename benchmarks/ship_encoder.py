@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bell_edge.config import tomllib
 from bell_edge.models.pretrained import WEIGHTS, pack
 from bell_edge.train.experiment import summarize
 
@@ -79,6 +80,7 @@ def evaluation(results: dict, init: str) -> str:
 def card(name: str, run: Path, reports: list[dict], init: str) -> str:
     corpus = json.loads((run / "corpus.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
+    recipe = tomllib.loads((run / "config.toml").read_text())
     sources = "\n".join(
         f"- `{s['path']}` ({s['layout']}): {s['records']} records, {s['windows']} windows; "
         f"index sha256 `{s['index_sha256'][:16]}...`"
@@ -95,7 +97,8 @@ train split of PTB-XL-style folders and unlabeled records, never a val or test r
 {sources}
 
 ## Recipe
-{summary["steps"]} steps ({summary["epochs"]} epochs of {summary["windows"]} windows), EMA
+{summary["steps"]} steps ({summary["epochs"]} epochs of {summary["windows"]} windows), loss
+`gamma * intra + (1 - gamma) * inter` with gamma {recipe["gamma"]:g}, EMA
 momentum from {summary["momentum_start"]:.4f} (cosine to 1); the full `PretrainConfig` is in
 `manifest.json` under `recipe`. BatchNorm statistics re-estimated on clean windows.
 
