@@ -672,7 +672,9 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
 def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, alarm_file,
             force) -> None:  # fmt: skip
     """Replay a WFDB record through the streaming bedside monitor, one line per hop."""
-    from bell_edge.replay import event_line, parse_speed, read_alarm_config, replay, summary_lines
+    from bell_edge.config import load_toml
+    from bell_edge.replay import event_line, parse_speed, replay, summary_lines
+    from bell_edge.runtime.alarms import AlarmConfig
 
     def show(event) -> None:
         if as_json:
@@ -682,7 +684,7 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, a
 
     if annotations is not None and not annotations.is_dir():
         raise InputError(f"--annotations {annotations}: no such folder")
-    alarms = None if alarm_file is None else read_alarm_config(alarm_file)
+    alarms = None if alarm_file is None else load_toml(AlarmConfig, alarm_file)
     summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
                      annotations, alarms)  # fmt: skip
     if as_json:

@@ -161,9 +161,11 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build `cls` from a (possibly partial) dict; unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
+    unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+        known = ", ".join(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        where = f"{', '.join(unknown)} in {cls.__name__}"
+        raise ConfigError(f"unknown setting {where} (known: {known})")
     kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
     return cls(**kwargs)
 
@@ -193,14 +195,17 @@ def replace(cfg: C, **overrides: Any) -> C:
 
 
 def load_toml(cls: type[C], path: str | Path) -> C:
+    """`cls` from a TOML file of any of its fields; every failure is one line naming the file."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a TOML file ({exc})") from None
     try:
         return from_dict(cls, data)
-    except (ConfigError, TypeError) as exc:
+    except (ConfigError, TypeError, ValueError) as exc:  # ValueError: the class's own checks
         raise ConfigError(f"{path}: {exc}") from None
 
 

@@ -8,7 +8,6 @@ alarm itself latches `clear_s` longer)."""
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bell_edge.config import CANONICAL_LEADS, tomllib
+from bell_edge.config import CANONICAL_LEADS
 from bell_edge.data.records import Record, read_record
 from bell_edge.errors import InputError
 from bell_edge.files import staged_file
@@ -39,26 +38,6 @@ def parse_speed(text: str) -> float | None:
     if not speed > 0 or speed == float("inf"):
         raise InputError(f"--speed {text}: expected a positive number or max")
     return speed
-
-
-def read_alarm_config(path: str | Path) -> AlarmConfig:
-    """AlarmConfig from a TOML file of any of its fields (`tachy_bpm = 130`); the rest default."""
-    try:
-        values = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(f"--alarms {path}: unreadable ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"--alarms {path}: not a TOML file ({exc})") from None
-    known = [f.name for f in dataclasses.fields(AlarmConfig)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise InputError(
-            f"--alarms {path}: unknown setting {unknown[0]} (known: {', '.join(known)})"
-        )
-    try:
-        return AlarmConfig(**values)
-    except ValueError as exc:
-        raise InputError(f"--alarms {path}: {exc}") from None
 
 
 def present_leads(record: Record) -> list[str]:

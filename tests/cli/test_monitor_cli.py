@@ -113,7 +113,7 @@ def test_alarm_settings_from_a_toml_file(cpsc2021, tiny_bundle, tmp_path):
     assert raised and "> 60" in raised[0]["reason"]
 
     bad = {
-        "tachy_bpm = 60\nfoo = 1\n": "unknown setting foo (known: brady_bpm",
+        "tachy_bpm = 60\nfoo = 1\n": "unknown setting foo in AlarmConfig (known: brady_bpm",
         "tachy_bpm = 40\nbrady_bpm = 50\n": "brady_bpm must be below tachy_bpm",
         "asystole_s = -1\n": "asystole_s must be a positive number",
         "tachy_bpm = \n": "not a TOML file",

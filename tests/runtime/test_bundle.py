@@ -113,7 +113,7 @@ def test_refuses_an_unlisted_model(bundle) -> None:
     [
         ({"files": {"../model.onnx": "0" * 64}}, "is not inside the bundle"),
         ({"thresholds": [0.5]}, "1 thresholds for 5 classes"),
-        ({"preprocess": {"fs": 100, "bogus": 1}}, "unknown PreprocessConfig keys: bogus"),
+        ({"preprocess": {"fs": 100, "bogus": 1}}, "unknown setting bogus in PreprocessConfig"),
         ({"models": {}}, "`models` is not a"),
         ({"models": {"fp32": {"file": "model.onnx"}}}, "model 'fp32' needs file, format"),
         (
