@@ -9,8 +9,9 @@ without VNNI) and full 8-bit ones, and the Conv2d one with the 12 lead stems kep
 stem sees one input channel, where ONNX Runtime's INT8 conv is slowest per MAC). Each INT8
 graph also runs with `session.x64quantprecision` (U8U8 kernels that cannot saturate). Every
 session runs in this process; they take turns in rotating rounds (warm-up each round), so
-ratios within the run hold on a loaded machine; the load average is recorded every round. Accuracy: each session's logits on 64 real windows
-against the FP32 Conv1d graph's (max |diff| and SQNR).
+ratios within the run hold on a loaded machine; the load average is recorded every round.
+Accuracy: each session's logits on 64 real windows against the FP32 Conv1d graph's (max |diff|
+and SQNR).
 
 Usage: python benchmarks/bench_ort_settings.py BUNDLE [--calib MANIFEST] [--batch 1,32]
        [--runs 300] [--data DIR] [--note "other jobs paused"]
