@@ -74,17 +74,18 @@ def build_graphs(bundle, calib: Path, x: np.ndarray, m: np.ndarray, tmp: Path) -
     clf = load_classifier(source_checkpoint(bundle))
     paths = {"fp32 Conv1d": tmp / "conv1d.onnx", "fp32 Conv2d": tmp / "conv2d.onnx"}
     export_fp32(clf.model, paths["fp32 Conv1d"], x[:32], m[:32])
-    onnx.save(as_conv2d(onnx.load(paths["fp32 Conv1d"])), paths["fp32 Conv2d"])
+    conv2d = as_conv2d(onnx.load(paths["fp32 Conv1d"]))
+    onnx.save(conv2d, paths["fp32 Conv2d"])
+    stems = [n.name for n in conv2d.graph.node if n.name.endswith(STEM_CONV)]
     windows, masks = load_windows(read_manifest(calib), cfg=clf.preprocess)
     excluded = (bundle.manifest.get("metrics") or {}).get("excluded_nodes", [])
-    stems = [n.name for n in onnx.load(paths["fp32 Conv2d"]).graph.node
-             if n.name.endswith(STEM_CONV)]  # fmt: skip
     for name, (precision, graph, full, fp32_stems) in GRAPHS.items():
         if precision == "int8":
-            paths[name] = tmp / f"{graph}-{8 if full else 7}bit{'-fp32stems' * fp32_stems}.onnx"
+            suffix = "-fp32stems" if fp32_stems else ""
+            paths[name] = tmp / f"{graph}-{8 if full else 7}bit{suffix}.int8.onnx"
             quantize_cpu(paths[f"fp32 {graph.capitalize()}"], paths[name], windows,
                          masks.astype(np.float32),
-                         exclude_nodes=excluded + stems * fp32_stems,
+                         exclude_nodes=excluded + (stems if fp32_stems else []),
                          reduce_range=not full)  # fmt: skip
     return paths
 
