@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bell_edge.data.cache import file_sha256
 from bell_edge.errors import InputError
 from bell_edge.runtime.backends import open_model
 from bell_edge.runtime.bundle import Bundle, BundleError, Model, read_bundle
@@ -126,14 +127,20 @@ def make_runner(bundle: Bundle, name: str, threads: int) -> Runner:
 
 
 def source_checkpoint(bundle: Bundle) -> Path:
-    """The fine-tuned checkpoint the bundle was exported from (InputError when gone)."""
-    recorded = bundle.manifest.get("source_checkpoint")
-    if not recorded:
-        raise InputError(f"{bundle.root}: the manifest records no source_checkpoint")
-    path = Path(recorded)
-    file = path / "model.pt" if path.is_dir() else path
+    """The fine-tuned checkpoint the bundle was exported from, checked against the manifest's
+    sha256 so the torch rows run the model that was exported (InputError when gone or changed)."""
+    recorded, sha = (
+        bundle.manifest.get(k) for k in ("source_checkpoint", "source_checkpoint_sha256")
+    )
+    if not recorded or not sha:
+        raise InputError(f"{bundle.root}: the manifest records no source checkpoint and sha256")
+    file = Path(recorded) / "model.pt" if Path(recorded).is_dir() else Path(recorded)
     if not file.is_file():
         raise InputError(f"{file}: the bundle's source checkpoint is gone")
+    if file_sha256(file) != sha:
+        raise InputError(
+            f"{file}: sha256 does not match {bundle.root}'s manifest; refusing to load"
+        )
     return file
 
 

@@ -31,7 +31,7 @@ from bell_edge.export.bundle import check_target, write_bundle
 from bell_edge.export.litert import require_converter
 from bell_edge.export.onnx import export_fp32
 from bell_edge.export.tensorrt import build_engine, require_tensorrt
-from bell_edge.models.artifact import labeled_rows, load_classifier
+from bell_edge.models.artifact import classifier_file, labeled_rows, load_classifier
 from bell_edge.runtime.bundle import Bundle
 
 CALIBRATION_WINDOWS = 512
@@ -194,6 +194,7 @@ def export_bundle(
             "preprocess_hash": config_hash(clf.preprocess),
             "model_config": config_dict(clf.model_config),
             "source_checkpoint": str(Path(ckpt).resolve()),
+            "source_checkpoint_sha256": data_cache.file_sha256(classifier_file(Path(ckpt))),
             "training": {k: v for k, v in clf.meta.items() if k != "lead_set_thresholds"},
             "lead_set_thresholds": clf.meta.get("lead_set_thresholds", {}),
             "data": {

@@ -14,6 +14,7 @@ from torch import nn
 from bell_edge.config import ModelConfig, PreprocessConfig, from_dict
 from bell_edge.data.cache import WindowCache
 from bell_edge.errors import InputError
+from bell_edge.files import holds_files
 from bell_edge.models import checkpoint
 from bell_edge.models.heads import ECGClassifier
 
@@ -23,7 +24,7 @@ MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
 
 def check_run_dir(out: Path, force: bool) -> None:
     """A run directory may be written: absent, empty, or `force`; else one-line InputError."""
-    if out.exists() and any(out.iterdir()) and not force:
+    if holds_files(out) and not force:
         raise InputError(f"{out}: exists and is not empty (use --force to replace)")
 
 
@@ -39,10 +40,14 @@ class Classifier:
     meta: dict[str, Any]
 
 
+def classifier_file(path: Path) -> Path:
+    """The `model.pt` of a fine-tuned run directory, or the file itself."""
+    return path / MODEL if path.is_dir() else path
+
+
 def load_classifier(path: str | Path) -> Classifier:
     """A fine-tuned run directory or its `model.pt` (read with weights_only)."""
-    path = Path(path)
-    file = path / MODEL if path.is_dir() else path
+    file = classifier_file(Path(path))
     state = checkpoint.load(file)
     if not isinstance(state, dict) or state.get("format") != CLASSIFIER_FORMAT:
         raise InputError(f"{file}: not a fine-tuned bell-edge model")

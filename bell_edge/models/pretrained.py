@@ -58,6 +58,19 @@ def verified_path(name: str, root: Path = WEIGHTS) -> Path:
     return file
 
 
+def resolve_init(init: str | Path, root: Path = WEIGHTS) -> Path:
+    """What `--init` names: a shipped encoder (by name, or any path inside `root`) is verified
+    against its manifest first, so a local folder of the same name cannot stand in for it; any
+    other existing path (a run, a checkpoint) is returned as it is."""
+    shipped = (root / str(init) / MANIFEST_FILE).is_file()
+    path, weights = Path(init).resolve(), root.resolve()
+    if not shipped and Path(init).exists():
+        if path == weights or not path.is_relative_to(weights):
+            return Path(init)
+        init = path.relative_to(weights).parts[0]
+    return verified_path(str(init), root)
+
+
 def pack(
     run: Path, name: str, results: dict[str, Any], card: str, root: Path = WEIGHTS,
     force: bool = False, commit: str | None = None,

@@ -82,7 +82,7 @@ def finetune(
         cfg = dataclasses.replace(cfg, model=start.model_config, preprocess=start.preprocess)
         init_method = "classifier"
     elif init is not None:
-        source = Path(init) if Path(init).exists() else pretrained.verified_path(str(init))
+        source = pretrained.resolve_init(init)
         model_cfg, preprocess, encoder_state, init_method = load_encoder(source)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
     cache = data_cache.load(data, cfg.preprocess, progress=progress, tasks=cfg.tasks)

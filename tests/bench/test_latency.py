@@ -92,3 +92,13 @@ def test_gpu_backends_run(tiny_bundle, ptbxl_cache):
     assert "torch-cuda-bf16" in done, report["skipped"]
     bf16 = next(r for r in report["results"] if r["backend"] == "torch-cuda-bf16")
     assert bf16["max_abs_logit_diff_vs_ort_fp32"] < 0.5
+
+
+def test_a_changed_checkpoint_is_refused_for_torch(tiny_bundle, tmp_path):
+    bundle = read_bundle(tiny_bundle)
+    other = tmp_path / "model.pt"
+    other.write_bytes(b"another model")
+    changed = dataclasses.replace(bundle, manifest={**bundle.manifest,
+                                                    "source_checkpoint": str(other)})  # fmt: skip
+    assert "sha256 does not match" in skip_reason(changed, "torch-fp32", None)
+    assert skip_reason(bundle, "torch-fp32", None) is None

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from bell_edge.cli import main
 from bell_edge.config import PretrainConfig, load_toml
+from bell_edge.errors import InputError
 from bell_edge.models import pretrained
 from bell_edge.train.pretrain import pretrain
 
@@ -26,6 +27,7 @@ def shipped(tmp_path, tiny_config, ptbxl_cache, monkeypatch):
     monkeypatch.setattr(pretrained, "WEIGHTS", root)
     monkeypatch.setattr(pretrained.available, "__defaults__", (root,))
     monkeypatch.setattr(pretrained.verified_path, "__defaults__", (root,))
+    monkeypatch.setattr(pretrained.resolve_init, "__defaults__", (root,))
     return root / "tiny-v1"
 
 
@@ -55,6 +57,22 @@ def test_finetune_from_a_name_and_refuse_tampering(shipped, tmp_path, ptbxl_cach
     bad = CliRunner().invoke(main, [*args, str(tmp_path / "ft2")])
     assert bad.exit_code == 2 and "sha256 does not match" in bad.stderr
     assert "Traceback" not in bad.output + bad.stderr
+
+
+def test_a_shipped_encoder_is_verified_however_it_is_named(shipped, tmp_path, monkeypatch):
+    # A local folder with the shipped name does not stand in for it, and a path into the
+    # weights folder is verified like the name.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny-v1").mkdir()
+    assert pretrained.resolve_init("tiny-v1") == shipped / "encoder.pt"
+    other = tmp_path / "run"
+    assert pretrained.resolve_init(other) == other
+    data = bytearray((shipped / "encoder.pt").read_bytes())
+    data[-10] ^= 0xFF
+    (shipped / "encoder.pt").write_bytes(bytes(data))
+    for init in ("tiny-v1", shipped, shipped / "encoder.pt"):
+        with pytest.raises(InputError, match="sha256 does not match"):
+            pretrained.resolve_init(init)
 
 
 def test_unknown_name_lists_the_known(shipped, tmp_path, ptbxl_cache):
