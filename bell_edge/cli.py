@@ -139,7 +139,8 @@ def _show_folder(r: dict) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Cache folder.")
 @click.option("--fs", type=POSITIVE_INT, default=100, show_default=True, help="Target rate, Hz.")
 @click.option("--seconds", type=POSITIVE, default=10.0, show_default=True, help="Window length.")
-@click.option("--workers", type=POSITIVE_INT, default=None, help="Processes (default: all cores).")
+@click.option("--workers", type=POSITIVE_INT, default=None,
+              help="Processes (default: all cores, at most 8).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a cache of other data or settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
@@ -364,7 +365,8 @@ def _show_metrics(r: dict) -> None:
 @click.option("--calib", type=click.Path(path_type=Path), default=None,
               help="Unlabeled folder (its train split) or calibration manifest.")  # fmt: skip
 @click.option("--eval", "eval_data", type=click.Path(path_type=Path), default=None,
-              help="Labeled folder for the gate (its val split) [default: --calib].")  # fmt: skip
+              help="Labeled folder for the gate (its val split) [default: --calib when it is a "
+                   "folder].")  # fmt: skip
 @click.option("--max-drop", type=click.FloatRange(0, 1), default=0.01, show_default=True,
               help="Largest macro AUROC drop INT8 may cost (absolute).")  # fmt: skip
 @click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]),
@@ -429,8 +431,12 @@ def calibration_build(paths, name, windows, seed, folder, force, as_json) -> Non
     """Pick N windows from unlabeled records (labels ignored; the train split if there is one)."""
     from bell_edge.compress.calibration import build_manifest, save_manifest
 
-    manifest = build_manifest(list(paths), name, windows, seed)
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise InputError(f"--name {name}: a plain name, without folders (use --dir for where)")
     target = folder / f"{name}.json"
+    if target.exists() and not force:  # before reading every record
+        raise InputError(f"{target}: exists (use --force to replace it)")
+    manifest = build_manifest(list(paths), name, windows, seed)
     save_manifest(manifest, target, force=force)
     if as_json:
         _print_json({"manifest": str(target), **{k: v for k, v in manifest.items()
@@ -468,6 +474,9 @@ def pretrained_list(as_json: bool) -> None:
 @main.group(cls=_Group)
 def experiment() -> None:
     """Reproducible experiments."""
+
+
+CLAIM_HELP = "Write into a non-empty OUT that bell-edge did not write (its stages are reused)."
 
 
 def _numbers(text: str, flag: str, kind=float) -> tuple:
@@ -511,8 +520,9 @@ def _named_inits(pairs: tuple[str, ...], option: str = "--init") -> dict[str, st
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json.")
 @click.option("--task", "tasks", default=None, help=TASK_HELP)
+@click.option("--force", is_flag=True, help=CLAIM_HELP)
 def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, modes, kfold,
-                     recipes, device, as_json, tasks) -> None:  # fmt: skip
+                     recipes, device, as_json, tasks, force) -> None:  # fmt: skip
     """Pretrained inits vs random init at several label fractions: report.md and a plot."""
     from bell_edge.config import FinetuneConfig, load_toml
     from bell_edge.train.experiment import MODES, label_efficiency, summarize
@@ -526,7 +536,7 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
     report = label_efficiency(
         data, out, _numbers(fractions, "--fractions"), seeds, budget, device=device,
         inits=_named_inits(inits), pretrain_data=list(pretrain_data) or None, modes=chosen,
-        folds=folds, tasks=tasks, recipes=named_recipes,
+        folds=folds, tasks=tasks, recipes=named_recipes, force=force,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=1))
@@ -558,15 +568,19 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--json", "as_json", is_flag=True, help="Print data_curve.json.")
+@click.option("--force", is_flag=True, help=CLAIM_HELP)
 def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds, budget, ready,
-               device, as_json) -> None:  # fmt: skip
+               device, as_json, force) -> None:  # fmt: skip
     """The gain over random init against the share of the pretraining corpus, with a plot."""
     from bell_edge.train.experiment import data_curve
 
-    done = {float(k): v for k, v in _named_inits(ready, "--ready").items()}
+    try:
+        done = {float(k): v for k, v in _named_inits(ready, "--ready").items()}
+    except ValueError:
+        raise InputError("--ready: expected SHARE=RUN with SHARE a number (e.g. 1.0=RUN)") from None
     report = data_curve(data, out, list(pretrain_data), _numbers(corpus_fractions,
                         "--corpus-fractions"), label_fraction, seeds, budget, device=device,
-                        ready=done)  # fmt: skip
+                        ready=done, force=force)  # fmt: skip
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -589,14 +603,15 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
     help="Label tasks. [default: superdiagnostic,rhythm where the data gives both]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo(data, out, budget, tasks, as_json) -> None:
+@click.option("--force", is_flag=True, help=CLAIM_HELP)
+def demo(data, out, budget, tasks, as_json, force) -> None:
     """The main job end to end on real ECGs (resumes where it stopped)."""
     from bell_edge.demo import run_demo
 
     def report(stage: str, seconds: float, note: str) -> None:
         click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}", err=as_json)
 
-    summary = run_demo(data, out, budget, report, tasks)
+    summary = run_demo(data, out, budget, report, tasks, force)
     if as_json:
         _print_json(summary)
         return
@@ -713,7 +728,8 @@ def _ints(option: str, value: str) -> tuple[int, ...]:
                    "litert-int8, torch-cuda-bf16, ort-cuda-fp32, tensorrt-int8 "
                    "[default: all].")  # fmt: skip
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
+              help="Real ECGs for inputs [default: $BELL_EDGE_DATA, else ../shared/data/ptbxl100, "
+                   "else the bundle's calibration sources].")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the JSON.")
 @click.option("--force", is_flag=True, help="Replace an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -744,7 +760,8 @@ def bench_cmd(bundle, batches, threads, warmup, runs, backends, data, out, force
 @click.option("--warmup", type=COUNT, default=10, show_default=True)
 @click.option("--runs", type=POSITIVE_INT, default=50, show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Real ECGs for inputs [default: ../shared/data/ptbxl100].")  # fmt: skip
+              help="Real ECGs for inputs [default: $BELL_EDGE_DATA, else ../shared/data/ptbxl100, "
+                   "else the bundle's calibration sources].")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: profile_out/BUNDLE-BACKEND].")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")

@@ -27,7 +27,7 @@ from bell_edge.data.datasets import LAYOUT_TASKS, open_dataset, parse_tasks
 from bell_edge.data.paths import resolve_data
 from bell_edge.data.records import read_header
 from bell_edge.errors import InputError
-from bell_edge.files import write_json, write_text
+from bell_edge.files import claim_folder, write_json, write_text
 from bell_edge.models import pretrained
 from bell_edge.replay import replay
 from bell_edge.runtime.bundle import read_bundle
@@ -50,12 +50,15 @@ def run_demo(
     budget: str = "small",
     report: Callable[[str, float, str], None] = lambda stage, seconds, note: None,
     tasks: str | tuple[str, ...] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """`tasks` default: the superclasses and the rhythm statements where the layout gives both
-    (PTB-XL's release layout), else the layout's own labels."""
+    (PTB-XL's release layout), else the layout's own labels. `out` is claimed
+    (`files.claim_folder`): a folder bell-edge did not write needs `force`."""
     data, out = resolve_data(data, checkout_folder="ptbxl100-release"), Path(out)
     plan = BUDGETS[budget]
     tasks = parse_tasks(tasks) or default_tasks(data)
+    claim_folder(out, force)
     summary: dict[str, Any] = {"data": str(data), "out": str(out), "budget": budget,
                                "tasks": list(tasks)}  # fmt: skip
 

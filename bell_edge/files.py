@@ -1,4 +1,5 @@
-"""Files and folders that appear whole or not at all (stdlib only, importable from every layer)."""
+"""Files and folders that appear whole or not at all (stdlib and `errors` only, importable from
+every layer)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+from bell_edge.errors import InputError
 
 
 def _mode(full: int) -> int:
@@ -75,6 +78,31 @@ def write_json(path: str | Path, obj, indent: int = 1) -> None:
     write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def holds_files(out: str | Path) -> bool:
+    """Whether the output folder `out` has anything in it to replace; a file there is refused in
+    one line, as a folder cannot replace it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder")
+    return out.exists() and any(out.iterdir())
+
+
+CLAIMED = ".bell-edge"  # marks a folder that a resumable job (an experiment, the demo) fills
+
+
+def claim_folder(out: str | Path, force: bool) -> None:
+    """Take `out` for a job that fills it stage by stage and reuses what it finds: the folder
+    may be missing, empty, or one such a job claimed before; anything else needs `force`."""
+    out = Path(out)
+    if holds_files(out) and not (out / CLAIMED).is_file() and not force:
+        raise InputError(
+            f"{out}: exists, is not empty and was not written by bell-edge (use --force to "
+            "write into it)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / CLAIMED, "")
+
+
 @contextlib.contextmanager
 def staged_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `out`; when the block completes, it replaces `out`.
@@ -83,6 +111,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     folder or the new one, never half of either. If the block raises, `out` is left as it was.
     """
     out = Path(out)
+    holds_files(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(_mode(0o777))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bell_edge.errors import InputError
 from bell_edge.files import staged_dir
 
 
@@ -70,3 +71,61 @@ def test_appending_log_lines_are_in_the_file_as_soon_as_written(tmp_path):
     with appending(log, fresh=True) as f:
         f.write("new\n")
     assert log.read_text() == "new\n"
+
+
+def test_a_file_where_an_output_folder_goes_is_refused_in_one_line(tmp_path, ptbxl_cache):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    target = tmp_path / "out"
+    target.write_text("keep me")
+    commands = [
+        ["data", "prepare", str(ptbxl_cache.root), "--out"],
+        ["pretrain", "--data", str(ptbxl_cache.root), "--out"],
+        ["finetune", "--data", str(ptbxl_cache.root), "--scratch", "--out"],
+    ]
+    for args in commands:
+        for force in ([], ["--force"]):
+            result = CliRunner().invoke(main, [*args, str(target), *force])
+            assert result.exit_code == 2, (args, result.output)
+            assert result.stderr.strip() == f"error: {target}: is a file, not a folder"
+    assert target.read_text() == "keep me"
+    with pytest.raises(InputError, match="is a file"), staged_dir(target):
+        pass
+
+
+def test_a_resumable_job_claims_only_folders_it_wrote(tmp_path):
+    from bell_edge.files import CLAIMED, claim_folder
+
+    fresh = tmp_path / "fresh"
+    claim_folder(fresh, force=False)
+    (fresh / "results.json").write_text("{}")
+    claim_folder(fresh, force=False)  # its own folder again: reused
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("keep me")
+    with pytest.raises(InputError, match="was not written by bell-edge"):
+        claim_folder(foreign, force=False)
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+    claim_folder(foreign, force=True)
+    assert (foreign / CLAIMED).is_file() and (foreign / "thesis.tex").read_text() == "keep me"
+
+
+def test_experiment_and_demo_refuse_a_foreign_out_before_any_work(tmp_path, ptbxl100):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    commands = [
+        ["experiment", "label-efficiency", "--data", str(ptbxl100), "--init",
+         "bell=bell-corpus2k-v1", "--out"],
+        ["demo", "--data", str(ptbxl100), "--out"],
+    ]  # fmt: skip
+    for args in commands:
+        result = CliRunner().invoke(main, [*args, str(foreign)])
+        assert result.exit_code == 2 and "use --force" in result.stderr, result.output
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]

@@ -95,6 +95,19 @@ def test_runtime_third_party_imports(module):
     assert third_party <= RUNTIME_THIRD_PARTY, f"{module}: {third_party - RUNTIME_THIRD_PARTY}"
 
 
+# What the runtime takes from the rest of the package: the training preprocessing and lead
+# names from the torch-free data layer, and the stdlib-only config dataclasses and error types.
+RUNTIME_FROM_PACKAGE = {"bell_edge.data.preprocess", "bell_edge.data.leads", "bell_edge.config",
+                        "bell_edge.errors"}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) == "runtime"))
+def test_runtime_package_imports(module):
+    found = {n for n in imports(MODULES[module], module) if n in MODULES}
+    outside = {n for n in found if not n.startswith("bell_edge.runtime")}
+    assert outside <= RUNTIME_FROM_PACKAGE, f"{module}: {outside - RUNTIME_FROM_PACKAGE}"
+
+
 def test_the_check_sees_an_upward_import(tmp_path):
     """The parser resolves relative and function-level imports (else the checks prove nothing)."""
     path = tmp_path / "probe.py"

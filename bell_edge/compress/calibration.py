@@ -31,6 +31,7 @@ from bell_edge.errors import InputError
 from bell_edge.files import staged_file
 
 MANIFEST_VERSION = 1
+MANIFEST_KEYS = ("name", "preprocess", "preprocess_hash", "sources", "records", "windows")
 
 PathLike = str | Path
 
@@ -160,8 +161,13 @@ def read_manifest(path: PathLike) -> dict:
         raise InputError(f"{path}: cannot read calibration manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
         raise InputError(f"{path}: not a calibration manifest of version {MANIFEST_VERSION}")
+    if missing := [k for k in MANIFEST_KEYS if k not in manifest]:
+        raise InputError(f"{path}: calibration manifest without {', '.join(missing)} (damaged?)")
     base = path.resolve().parent
-    sources = [{**s, "root": str(base / s["root"])} for s in manifest["sources"]]
+    try:
+        sources = [{**s, "root": str(base / s["root"])} for s in manifest["sources"]]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: calibration manifest with a damaged source ({exc!r})") from None
     return {**manifest, "sources": sources}
 
 

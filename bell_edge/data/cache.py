@@ -33,7 +33,7 @@ from bell_edge.data.datasets import (
 from bell_edge.data.preprocess import record_windows
 from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
-from bell_edge.files import staged_dir
+from bell_edge.files import holds_files, staged_dir
 
 CACHE_VERSION = 2  # bump when reading or preprocessing changes what a record gives
 WINDOWS_FILE, INDEX_FILE, META_FILE = "windows.f32", "index.json", "meta.json"
@@ -136,20 +136,21 @@ def prepare(
 ) -> PrepareResult:
     """Build (or reuse) the cache of `data` in `out`."""
     cfg = cfg or PreprocessConfig()
-    dataset = data if isinstance(data, Dataset) else open_dataset(data)
     out = Path(out)
+    is_cache_dir = (out / META_FILE).is_file()
+    if holds_files(out) and not is_cache_dir and not force:  # before reading any record
+        raise CacheError(f"{out}: exists and is not a cache (use --force to replace)")
+    dataset = data if isinstance(data, Dataset) else open_dataset(data)
     workers = workers or min(os.cpu_count() or 1, 8)
     with _Pool(workers, len(dataset.records)) as pool:
         hashes = list(pool.map(source_hash, dataset.records))
         key = cache_key(dataset, hashes, cfg)
-        if (out / META_FILE).is_file():
+        if is_cache_dir:
             existing = _read_meta(out)
             if existing.get("key") == key:
                 return PrepareResult(open_cache(out), True, existing.get("skipped", []))
             if not force:
                 raise CacheError(f"{out}: holds a cache of other data or settings (use --force)")
-        elif out.exists() and any(out.iterdir()) and not force:
-            raise CacheError(f"{out}: exists and is not a cache (use --force to replace)")
 
         with staged_dir(out) as tmp:
             meta = _build(dataset, hashes, cfg, key, tmp, pool, progress)
@@ -248,23 +249,31 @@ def open_cache(root: str | Path) -> WindowCache:
     meta = _read_meta(root)
     if meta.get("version") != CACHE_VERSION:
         raise CacheError(f"{root}: cache version {meta.get('version')} is not {CACHE_VERSION}")
-    shape = tuple(meta["shape"])
+    try:
+        shape, classes = tuple(meta["shape"]), tuple(meta["classes"])
+        config = from_dict(PreprocessConfig, meta["preprocess"])
+        index = json.loads((root / INDEX_FILE).read_text())
+        columns = {
+            "record_ids": np.array(index["record_id"], dtype=str),
+            "splits": np.array(index["split"], dtype=str),
+            "labels": np.array(index["labels"], dtype=np.float32).reshape(
+                len(index["labels"]), len(classes)
+            ),
+            "lead_masks": np.array(index["lead_mask"], dtype=bool).reshape(-1, 12),
+            "starts": np.array(index["start"], dtype=np.int64),
+        }
+    except (OSError, KeyError, TypeError, ValueError) as exc:  # JSON errors are ValueErrors
+        raise CacheError(f"{root}: damaged cache ({exc!r}); rebuild it with --force") from None
     windows_file = root / WINDOWS_FILE
     if not windows_file.is_file() or windows_file.stat().st_size != int(np.prod(shape)) * 4:
         raise CacheError(f"{windows_file}: missing or of the wrong size")
-    index = json.loads((root / INDEX_FILE).read_text())
-    n_classes = len(meta["classes"])
     return WindowCache(
         root=root,
         windows=np.memmap(windows_file, dtype=np.float32, mode="r", shape=shape),
-        record_ids=np.array(index["record_id"], dtype=str),
-        splits=np.array(index["split"], dtype=str),
-        labels=np.array(index["labels"], dtype=np.float32).reshape(len(index["labels"]), n_classes),
-        lead_masks=np.array(index["lead_mask"], dtype=bool).reshape(-1, 12),
-        starts=np.array(index["start"], dtype=np.int64),
-        classes=tuple(meta["classes"]),
-        config=from_dict(PreprocessConfig, meta["preprocess"]),
+        classes=classes,
+        config=config,
         meta=meta,
+        **columns,
     )
 
 

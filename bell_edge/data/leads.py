@@ -44,15 +44,3 @@ def parse_leads(text: str) -> tuple[str, ...]:
     if not names:
         raise ValueError("no lead names given")
     return tuple(lead for lead in CANONICAL_LEADS if lead in names)
-
-
-def closest_lead_set(leads: tuple[str, ...] | list[str], available: list[str]) -> str:
-    """The name of the lead set in `available` closest to `leads`: the one sharing the most
-    leads with it, then the one with the fewest leads it lacks."""
-    have = set(leads)
-
-    def rank(name: str) -> tuple[int, int]:
-        wanted = set(name.split(","))
-        return (-len(wanted & have), len(wanted - have))
-
-    return min(available, key=rank)

@@ -31,12 +31,12 @@ from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import file_sha256
 from bell_edge.data.datasets import parse_tasks, record_folds
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file, write_json, write_text
+from bell_edge.files import claim_folder, staged_file, write_json, write_text
 from bell_edge.metrics import bootstrap_aurocs
 from bell_edge.models import pretrained
 from bell_edge.train.corpus import load_corpus
 from bell_edge.train.finetune import VAL_SCORES, finetune, write_label_subset
-from bell_edge.train.pretrain import BUDGET_EPOCHS, pretrain
+from bell_edge.train.pretrain import BUDGET_EPOCHS, CHECKPOINT, ENCODER, pretrain
 
 MODES = ("linear", "full")
 SCRATCH = "scratch"
@@ -100,7 +100,18 @@ def pretrain_stage(
 
 
 def encoder_file(init: Path) -> Path:
-    return init / "encoder.pt" if init.is_dir() else init
+    """The file `load_encoder` reads for an init: a run's `encoder.pt`, else its checkpoint."""
+    if not init.is_dir():
+        return init
+    return init / ENCODER if (init / ENCODER).is_file() else init / CHECKPOINT
+
+
+def init_source(init: str | Path) -> Path:
+    """An `--init` (a run, an encoder file or a shipped name), checked before any work starts."""
+    path = pretrained.resolve_init(init)
+    if not encoder_file(path).is_file():
+        raise InputError(f"{path}: no {ENCODER} or {CHECKPOINT}; not a pretraining run")
+    return path
 
 
 def run_grid(
@@ -271,10 +282,12 @@ def label_efficiency(
     folds: tuple[int, ...] | None = None,
     recipes: dict[str, FinetuneConfig] | None = None,
     tasks: str | tuple[str, ...] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """BELL, BYOL and random init on the same subsets; `inits` names ready encoders (a run, an
     `encoder.pt`) instead of pretraining them here, on `pretrain_data` (default: `data`).
-    `recipes` gives an init its own fine-tuning config (the others get `finetune_config`)."""
+    `recipes` gives an init its own fine-tuning config (the others get `finetune_config`).
+    `out` is claimed (`files.claim_folder`): a folder bell-edge did not write needs `force`."""
     if budget not in BUDGETS:
         raise InputError(f"--budget {budget}: use {', '.join(BUDGETS)}")
     plan, out, log = BUDGETS[budget], Path(out), []
@@ -283,24 +296,18 @@ def label_efficiency(
                       device=device)  # fmt: skip
     ft_cfg = replace(finetune_config or FinetuneConfig(), device=device,
                      tasks=parse_tasks(tasks) or None)  # fmt: skip
-    encoders: dict[str, Path | None] = {}
-    if inits:
-        # A run, an encoder file, or the name of a shipped encoder (verified against its hash).
-        encoders.update({
-            name: Path(path) if Path(path).exists() else pretrained.verified_path(str(path))
-            for name, path in inits.items()
-        })  # fmt: skip
-    else:
-        folders = [Path(p) for p in (pretrain_data or [data])]
-        for method in ("bell", "byol"):
-            cfg = replace(pre_cfg, method=method)
-            encoders[method] = pretrain_stage(folders, out / "pretrain" / method, cfg, log,
-                                              progress)  # fmt: skip
+    # A run, an encoder file, or the name of a shipped encoder (verified against its hash).
+    encoders = {name: init_source(path) for name, path in (inits or {}).items()}
+    methods = () if inits else ("bell", "byol")  # pretrained here
+    names = [*encoders, *methods, SCRATCH]
+    if unknown := sorted(set(recipes or {}) - set(names)):
+        raise InputError(f"--recipe {', '.join(unknown)}: no such init (inits: {', '.join(names)})")
+    claim_folder(out, force)
+    folders = [Path(p) for p in (pretrain_data or [data])]
+    for method in methods:
+        cfg = replace(pre_cfg, method=method)
+        encoders[method] = pretrain_stage(folders, out / "pretrain" / method, cfg, log, progress)
     encoders[SCRATCH] = None
-    unknown = set(recipes or {}) - set(encoders)
-    if unknown:
-        raise InputError(f"--recipe {', '.join(sorted(unknown))}: no such init "
-                         f"(inits: {', '.join(encoders)})")  # fmt: skip
     recipes = {k: replace(v, device=device, tasks=ft_cfg.tasks) for k, v in (recipes or {}).items()}
     results = run_grid(Path(data), out, encoders, fractions, seeds, modes, ft_cfg, plan, folds, log,
                        progress, recipes)  # fmt: skip
@@ -338,12 +345,18 @@ def data_curve(
     device: str = "auto",
     progress: bool = True,
     ready: dict[float, str | Path] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """The gain at `label_fraction` labels against the share of the pretraining corpus.
 
-    `ready` maps a corpus fraction to an encoder already pretrained with the same recipe.
+    `ready` maps a corpus fraction to an encoder already pretrained with the same recipe. `out`
+    is claimed as in `label_efficiency`.
     """
     plan, out, log = BUDGETS[budget], Path(out), []
+    ready = {share: init_source(path) for share, path in (ready or {}).items()}
+    if stray := sorted(set(ready) - set(corpus_fractions)):
+        raise InputError(f"--ready {stray[0]:g}: not one of the corpus fractions")
+    claim_folder(out, force)
     pre_cfg = replace(pretrain_config or PretrainConfig(), epochs=plan.pretrain_epochs,
                       device=device)  # fmt: skip
     folders = [Path(p) for p in pretrain_data]
@@ -352,8 +365,8 @@ def data_curve(
     for share in corpus_fractions:
         name = f"{pre_cfg.method}-corpus{share:g}"
         cfg = replace(pre_cfg, data_fraction=share)
-        if ready and share in ready:
-            encoders[name] = Path(ready[share])
+        if share in ready:
+            encoders[name] = ready[share]
         else:
             encoders[name] = pretrain_stage(folders, out / "pretrain" / name, cfg, log, progress)
         corpus = load_corpus(folders, cfg.preprocess, cfg.split, share, cfg.seed, False)

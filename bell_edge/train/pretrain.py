@@ -35,7 +35,7 @@ from tqdm import tqdm
 from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump_toml, from_dict
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
-from bell_edge.files import appending, write_json, write_text
+from bell_edge.files import appending, holds_files, write_json, write_text
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -46,6 +46,7 @@ from bell_edge.train.device import Runtime, generator, setup, teardown
 
 ENCODER_FORMAT = "bell-edge-encoder"
 CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
+RESUME_MAY_CHANGE = ("device", "compile", "checkpoint_every")  # how a run runs, not its recipe
 CORPUS = "corpus.json"  # the sources: path, layout, records, windows, sha256 of each cache index
 # Epoch presets: "long" is BYOL-family length (>= 100 epochs), sized to finish on 2 CPU cores in
 # under 2.5 hours on the full corpus (benchmarks/results/pretrain_throughput.md).
@@ -77,7 +78,7 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> None:
     so one command both starts a background run and restarts it after a kill."""
     if resume and (out / CHECKPOINT).is_file():
         return
-    if out.exists() and any(out.iterdir()) and not force:
+    if holds_files(out) and not force:
         if resume:
             raise InputError(f"{out}: not empty and no {CHECKPOINT} to resume (--force replaces)")
         raise InputError(
@@ -157,6 +158,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     if resume:
         _check_same_corpus(out / CORPUS, manifest)
         state = checkpoint.load(out / CHECKPOINT, runtime.device)
+        _check_same_recipe(out, state, cfg, total)
         learner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -206,7 +208,7 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}")
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset)
+                    _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset)
     summary = {
         "method": cfg.method,
         "steps": step,
@@ -292,7 +294,30 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
     return metrics
 
 
-def _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset: Corpus) -> None:
+def _check_same_recipe(out: Path, state: dict, cfg: PretrainConfig, total: int) -> None:
+    """A resumed run keeps its recipe and length: anything else would splice two runs."""
+    was, now = (
+        _flat(config_dict(from_dict(PretrainConfig, state["config"]))),
+        _flat(config_dict(cfg)),
+    )
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and now[k] != was.get(k)]
+    if changed:
+        k = changed[0]
+        raise InputError(f"{out}: --resume with {k} = {now[k]}, but the run has {was.get(k)}; "
+                         "resume with the run's settings or start a new run")  # fmt: skip
+    if state.get("total_steps", total) != total:
+        raise InputError(f"{out}: --resume with {total} steps in all, but the run has "
+                         f"{state['total_steps']}; drop --max-steps or give the run's")  # fmt: skip
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return flat
+
+
+def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset: Corpus) -> None:
     if not runtime.is_main:
         return
     encoder = learner.online.encoder
@@ -309,6 +334,7 @@ def _save(out, learner, optimizer, scheduler, step, cfg, runtime, dataset: Corpu
             "scheduler": scheduler.state_dict(),
             "rng": checkpoint.rng_state(),
             "step": step,
+            "total_steps": total,
             "config": config_dict(cfg),
         },
         out / CHECKPOINT,

@@ -120,3 +120,32 @@ def test_refusals(small_folder, tmp_path) -> None:
         build_manifest(tmp_path / "empty", "none")
     with pytest.raises(InputError, match="other preprocessing settings"):
         load_windows(path, cfg=PreprocessConfig(fs=250))
+
+
+def test_a_damaged_manifest_is_refused_in_one_line(small_folder, tmp_path) -> None:
+    path = tmp_path / "three.json"
+    save_manifest(build_manifest(small_folder, "three", windows=3), path)
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "windows"}))
+    with pytest.raises(InputError, match="three.json: calibration manifest without windows"):
+        load_windows(path)
+    path.write_text(json.dumps({**manifest, "sources": [{"name": "three"}]}))
+    with pytest.raises(InputError, match="damaged source"):
+        load_windows(path)
+
+
+def test_build_refuses_a_name_with_folders_and_an_existing_manifest_at_once(
+    small_folder, tmp_path
+) -> None:
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    args = ["calibration", "build", str(small_folder), "--windows", "3", "--dir", str(tmp_path)]
+    bad = CliRunner().invoke(main, [*args, "--name", "../escape"])
+    assert bad.exit_code == 2 and "a plain name, without folders" in bad.stderr
+    assert not (tmp_path.parent / "escape.json").exists()
+    (tmp_path / "three.json").write_text("{}")
+    again = CliRunner().invoke(main, [*args, "--name", "three"])
+    assert again.exit_code == 2 and "exists (use --force" in again.stderr
+    assert (tmp_path / "three.json").read_text() == "{}"

@@ -97,3 +97,19 @@ def test_load_accepts_a_cache_or_a_dataset(tmp_path, cpsc2018, monkeypatch):
     via_dataset = load(src, progress=False)
     assert via_dataset.root.parent == tmp_path / "user-cache"
     assert load(via_dataset.root).root == via_dataset.root
+
+
+def test_a_damaged_cache_is_refused_in_one_line(tmp_path, cpsc2018):
+    import json
+
+    cache = tmp_path / "c"
+    prepare(_mini(tmp_path, cpsc2018), cache, progress=False)
+    index = (cache / "index.json").read_text()
+    (cache / "index.json").write_text(index[: len(index) // 2])  # truncated
+    with pytest.raises(CacheError, match="damaged cache.*rebuild it with --force"):
+        open_cache(cache)
+    (cache / "index.json").write_text(index)
+    meta = json.loads((cache / "meta.json").read_text())
+    (cache / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "shape"}))
+    with pytest.raises(CacheError, match="damaged cache.*'shape'"):
+        open_cache(cache)

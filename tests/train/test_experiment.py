@@ -132,3 +132,46 @@ def test_a_recipe_changes_only_its_own_inits_fine_tuning(tmp_path, ptbxl_cache, 
     assert phases == {"bell": {"full"}, "bell_lpft": {"linear", "full"}, "scratch": {"full"}}
     assert report["recipes"]["bell_lpft"]["probe_epochs"] == 1
     assert "Recipe of bell_lpft: probe_epochs = 1." in (out / "report.md").read_text()
+
+
+def test_data_curve_pretrains_each_share_and_reuses_a_ready_one(
+    tmp_path, tiny_config, ptbxl_cache, tiny_budget
+):
+    from bell_edge.train.pretrain import pretrain
+
+    pre = load_toml(PretrainConfig, tiny_config)
+    ft = FinetuneConfig(model=pre.model)
+    ready = tmp_path / "ready"
+    pretrain(ptbxl_cache.root, ready, replace(pre, epochs=1), progress=False)
+    report = experiment.data_curve(ptbxl_cache.root, tmp_path / "curve", [ptbxl_cache.root],
+                                   (0.5, 1.0), 0.1, 1, "small", pre, ft, device="cpu",
+                                   progress=False, ready={1.0: ready})  # fmt: skip
+    windows = {g["init"]: g["corpus_windows"] for g in report["gains"]}
+    assert windows["bell-corpus0.5"] < windows["bell-corpus1"]
+    assert (tmp_path / "curve" / "pretrain" / "bell-corpus0.5" / "encoder.pt").is_file()
+    assert not (tmp_path / "curve" / "pretrain" / "bell-corpus1").exists()
+    assert (tmp_path / "curve" / "data_curve.png").stat().st_size > 0
+
+
+def test_bad_inits_are_refused_before_any_work(tmp_path, ptbxl_cache):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+    from bell_edge.errors import InputError
+
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no encoder.pt or checkpoint.pt"):
+        experiment.label_efficiency(ptbxl_cache.root, tmp_path / "exp", (0.1,), 1, "small",
+                                    inits={"bell": empty}, progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="no encoder.pt or checkpoint.pt"):
+        experiment.data_curve(ptbxl_cache.root, tmp_path / "curve", [ptbxl_cache.root],
+                              ready={1.0: empty}, progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="--ready 0.3: not one of the corpus fractions"):
+        experiment.data_curve(ptbxl_cache.root, tmp_path / "curve", [ptbxl_cache.root],
+                              ready={0.3: "bell-corpus2k-v1"}, progress=False)  # fmt: skip
+    result = CliRunner().invoke(main, ["experiment", "data-curve", "--data", str(ptbxl_cache.root),
+                                       "--out", str(tmp_path / "c"), "--pretrain-data",
+                                       str(ptbxl_cache.root), "--ready", "abc=RUN"])  # fmt: skip
+    assert result.exit_code == 2 and "SHARE a number" in result.stderr
+    assert not (tmp_path / "curve").exists() and not (tmp_path / "c").exists()

@@ -57,6 +57,12 @@ def test_resume_starts_a_new_run_and_refuses_a_foreign_folder(tmp_path, tiny_con
     assert result.exit_code == 0, result.output
     assert "starting the run" in result.stderr
     assert [r["step"] for r in _metrics(run)] == [1, 2]
+    # A resume that would change the recipe or the run's length is refused, naming the change.
+    for extra, says in ((["--gamma", "0.3"], "gamma = 0.3, but the run has 0.8"),
+                        (["--max-steps", "3"], "3 steps in all, but the run has 2")):  # fmt: skip
+        changed = CliRunner().invoke(main, [str(a) for a in args] + extra)
+        assert changed.exit_code == 2 and says in changed.stderr, changed.output
+    assert [r["step"] for r in _metrics(run)] == [1, 2]
     # A folder with other files and no checkpoint is not taken over.
     other = tmp_path / "other"
     other.mkdir()

@@ -36,12 +36,6 @@ class Session(Protocol):
     def run(self, ecg: np.ndarray, lead_mask: np.ndarray) -> np.ndarray: ...
 
 
-class Backend(Protocol):
-    FORMATS: tuple[str, ...]
-
-    def open(self, path: str | Path, threads: int = 1, **options) -> Session: ...
-
-
 class BackendUnavailable(InputError):
     """A registered backend that cannot run here (library or device missing); one line."""
 
