@@ -126,18 +126,23 @@ def make_runner(bundle: Bundle, name: str, threads: int) -> Runner:
     return _session_runner(bundle_model(bundle, name).path, backend.runtime, threads)
 
 
-def source_checkpoint(bundle: Bundle) -> Path:
-    """The fine-tuned checkpoint the bundle was exported from, checked against the manifest's
-    sha256 so the torch rows run the model that was exported (InputError when gone or changed)."""
-    recorded, sha = (
-        bundle.manifest.get(k) for k in ("source_checkpoint", "source_checkpoint_sha256")
-    )
-    if not recorded or not sha:
+def recorded_checkpoint(bundle: Bundle) -> Path:
+    """The fine-tuned checkpoint the bundle was exported from, where its manifest says
+    (InputError when not recorded or gone); `source_checkpoint` before loading it."""
+    recorded = bundle.manifest.get("source_checkpoint")
+    if not recorded or not bundle.manifest.get("source_checkpoint_sha256"):
         raise InputError(f"{bundle.root}: the manifest records no source checkpoint and sha256")
     file = Path(recorded) / "model.pt" if Path(recorded).is_dir() else Path(recorded)
     if not file.is_file():
         raise InputError(f"{file}: the bundle's source checkpoint is gone")
-    if file_sha256(file) != sha:
+    return file
+
+
+def source_checkpoint(bundle: Bundle) -> Path:
+    """`recorded_checkpoint`, checked against the manifest's sha256 so the torch rows run the
+    model that was exported (InputError when changed)."""
+    file = recorded_checkpoint(bundle)
+    if file_sha256(file) != bundle.manifest["source_checkpoint_sha256"]:
         raise InputError(
             f"{file}: sha256 does not match {bundle.root}'s manifest; refusing to load"
         )
@@ -162,7 +167,7 @@ def skip_reason(bundle: Bundle, name: str, gpu: str | None) -> str | None:
 def model_bytes(bundle: Bundle, name: str) -> int:
     """Size of the file a backend loads (the checkpoint for torch)."""
     model = bundle_model(bundle, name)
-    return (source_checkpoint(bundle) if model is None else model.path).stat().st_size
+    return (recorded_checkpoint(bundle) if model is None else model.path).stat().st_size
 
 
 def peak_rss_mb() -> float:

@@ -33,9 +33,9 @@ from bell_edge.bench.backends import (
     encode_array,
     model_bytes,
     read_json,
+    recorded_checkpoint,
     send_json,
     skip_reason,
-    source_checkpoint,
 )
 from bell_edge.bench.machine import describe
 from bell_edge.data import cache as data_cache
@@ -280,7 +280,7 @@ def _report(bundles, ready, skipped, machine, settings) -> dict[str, Any]:
                 "label": backend.label,
                 "precision": backend.precision,
                 "device": backend.device,
-                "file": str(model.path if model else source_checkpoint(bundle)),
+                "file": str(model.path if model else recorded_checkpoint(bundle)),
                 "model": model.name if model else None,
                 "file_mb": model_bytes(bundle, w.backend) / 1e6,
                 "threads": w.threads,

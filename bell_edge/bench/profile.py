@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bell_edge.bench import roofline
-from bell_edge.bench.backends import bundle_model, source_checkpoint
+from bell_edge.bench.backends import bundle_model, recorded_checkpoint, source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.errors import InputError
 from bell_edge.files import staged_dir, staged_file
@@ -181,7 +181,7 @@ def profile(
     x, m, data_used = bench_inputs(bundle, data, batch, progress)
     with staged_dir(out) as tmp:
         if backend == "torch":
-            file = source_checkpoint(bundle)
+            file = recorded_checkpoint(bundle)  # _torch_profile verifies it as it loads
             layers, total_ms, trace = _torch_profile(bundle, x, m, threads, warmup, runs, tmp)
         else:
             file = bundle_model(bundle, backend).path

@@ -36,7 +36,7 @@ from bell_edge.metrics import bootstrap_aurocs
 from bell_edge.models import pretrained
 from bell_edge.train.corpus import load_corpus
 from bell_edge.train.finetune import VAL_SCORES, finetune, write_label_subset
-from bell_edge.train.pretrain import BUDGET_EPOCHS, CHECKPOINT, ENCODER, pretrain
+from bell_edge.train.pretrain import BUDGET_EPOCHS, CHECKPOINT, ENCODER, encoder_source, pretrain
 
 MODES = ("linear", "full")
 SCRATCH = "scratch"
@@ -99,17 +99,10 @@ def pretrain_stage(
     return run
 
 
-def encoder_file(init: Path) -> Path:
-    """The file `load_encoder` reads for an init: a run's `encoder.pt`, else its checkpoint."""
-    if not init.is_dir():
-        return init
-    return init / ENCODER if (init / ENCODER).is_file() else init / CHECKPOINT
-
-
 def init_source(init: str | Path) -> Path:
     """An `--init` (a run, an encoder file or a shipped name), checked before any work starts."""
     path = pretrained.resolve_init(init)
-    if not encoder_file(path).is_file():
+    if not encoder_source(path).is_file():
         raise InputError(f"{path}: no {ENCODER} or {CHECKPOINT}; not a pretraining run")
     return path
 
@@ -138,7 +131,7 @@ def run_grid(
         by_fold = record_folds(data)
         holdouts = {k: sorted(r for r, f in by_fold.items() if f == k) for k in folds}
     init_keys = {
-        name: file_sha256(encoder_file(path)) if path else SCRATCH for name, path in inits.items()
+        name: file_sha256(encoder_source(path)) if path else SCRATCH for name, path in inits.items()
     }
     jobs = [
         (name, mode, f, s, k)

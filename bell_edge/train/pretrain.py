@@ -296,10 +296,8 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
 
 def _check_same_recipe(out: Path, state: dict, cfg: PretrainConfig, total: int) -> None:
     """A resumed run keeps its recipe and length: anything else would splice two runs."""
-    was, now = (
-        _flat(config_dict(from_dict(PretrainConfig, state["config"]))),
-        _flat(config_dict(cfg)),
-    )
+    was = _flat(config_dict(from_dict(PretrainConfig, state["config"])))
+    now = _flat(config_dict(cfg))
     changed = [k for k in now if k not in RESUME_MAY_CHANGE and now[k] != was.get(k)]
     if changed:
         k = changed[0]
@@ -387,14 +385,19 @@ def _truncate_metrics(path: Path, step: int) -> None:
     write_text(path, "".join(line + "\n" for line in kept))
 
 
+def encoder_source(path: Path) -> Path:
+    """The file an init reads: a run's `encoder.pt`, else its `checkpoint.pt`, or the file."""
+    if not path.is_dir():
+        return path
+    return path / ENCODER if (path / ENCODER).is_file() else path / CHECKPOINT
+
+
 def load_encoder(path: str | Path) -> tuple[ModelConfig, PreprocessConfig, dict, str]:
     """Encoder weights from a pretraining run dir, its `encoder.pt`, or its `checkpoint.pt`.
 
     Returns (model config, preprocessing config, encoder state dict, method).
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / ENCODER if (path / ENCODER).is_file() else path / CHECKPOINT
+    path = encoder_source(Path(path))
     state = checkpoint.load(path)
     fmt = state.get("format") if isinstance(state, dict) else None
     if fmt == ENCODER_FORMAT:
