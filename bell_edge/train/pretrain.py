@@ -318,12 +318,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset: Corpus) -> None:
     if not runtime.is_main:
         return
-    encoder = learner.online.encoder
-    if cfg.recalibrate_bn:
-        encoder = recalibrate_batchnorm(encoder, dataset, cfg.batch_size, runtime.device)
-    state = encoder.state_dict()
-    if cfg.train_layout != cfg.model.layout and not cfg.model.shared_weights:
-        state = convert_layout(state, cfg.model.n_leads, to=cfg.model.layout)
     checkpoint.save(
         {
             "format": "bell-edge-pretrain",
@@ -337,6 +331,19 @@ def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset
         },
         out / CHECKPOINT,
     )
+    save_encoder(learner.online.encoder, cfg, step, dataset, runtime.device, out / ENCODER)
+
+
+def save_encoder(encoder: torch.nn.Module, cfg: PretrainConfig, step: int, dataset: Corpus,
+                 device: torch.device, path: Path) -> None:  # fmt: skip
+    """Write `encoder` (the learner's, in `cfg.train_layout`) as an encoder file, what
+    fine-tuning loads: in the model's layout, BatchNorm re-estimated on clean windows where the
+    recipe says so."""
+    if cfg.recalibrate_bn:
+        encoder = recalibrate_batchnorm(encoder, dataset, cfg.batch_size, device)
+    state = encoder.state_dict()
+    if cfg.train_layout != cfg.model.layout and not cfg.model.shared_weights:
+        state = convert_layout(state, cfg.model.n_leads, to=cfg.model.layout)
     checkpoint.save(
         {
             "format": ENCODER_FORMAT,
@@ -347,7 +354,7 @@ def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset
             "encoder": state,
             "batchnorm": "clean windows" if cfg.recalibrate_bn else "augmented views",
         },
-        out / ENCODER,
+        path,
     )
 
 
