@@ -142,7 +142,10 @@ class BeatDetector:
     def _lead_beats(self, i: int, end: int) -> tuple[np.ndarray, int]:
         """sleepecg's beats of lead i's good run (stream samples) and where they count from."""
         start = max(int(self.good_since[i]), end - self.context)
-        beats = detect(self.ring[i, np.arange(start, end) % self.context], self.fs) + start
+        head, tail = start % self.context, end % self.context or self.context
+        ring = self.ring[i]
+        run = ring[head:tail] if head < tail else np.concatenate((ring[head:], ring[:tail]))
+        beats = detect(run, self.fs) + start
         return beats, start + self.learn if start > 0 else 0
 
     def hr_bpm(self) -> float | None:

@@ -91,3 +91,17 @@ def test_cached_antialias_filter_matches_resample_poly_default(fs_in):
     expected = sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
     for _ in range(2):  # the cached taps must survive a call unchanged
         np.testing.assert_array_equal(resample(x, fs_in, 100), expected)
+
+
+@pytest.mark.parametrize("shape", [(12, 1000), (3, 50), (1000,), (2, 8)])
+def test_band_pass_with_cached_initial_conditions_equals_scipy_sosfiltfilt(shape):
+    from scipy import signal as sps
+
+    from bell_edge.data.preprocess import _bandpass, _sosfiltfilt
+
+    cfg = PreprocessConfig()
+    sos, zi = _bandpass(cfg.filter_order, *cfg.band_hz, cfg.fs)
+    x = np.random.default_rng(len(shape)).standard_normal(shape).cumsum(axis=-1)
+    for padlen in (0, min(27, shape[-1] - 1)):
+        expected = sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen)
+        np.testing.assert_array_equal(_sosfiltfilt(sos, zi, x, padlen), expected)

@@ -6,7 +6,7 @@ import numpy as np
 import wfdb
 from wfdb import processing
 
-from bell_edge.runtime.beats import DELAY_S, BeatDetector, detect
+from bell_edge.runtime.beats import CONTEXT_S, DELAY_S, BeatDetector, detect
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 
@@ -29,6 +29,17 @@ def test_streamed_beats_match_the_reference_and_give_a_heart_rate(mitdb100):
     assert c.tp / len(ref) >= 0.995 and c.tp / len(beats) >= 0.995
     rr = np.diff(ref[ref >= det.done - 8 * fs]) / fs
     assert abs(det.hr_bpm() - 60 / rr.mean()) < 2
+
+
+def test_beats_stay_right_once_the_context_ring_wraps(mitdb100):
+    rec = wfdb.rdrecord(str(mitdb100), sampto=int((CONTEXT_S + 120) * 360))
+    x, fs = rec.p_signal.T, float(rec.fs)
+    det, beats = _stream(x, fs, [0, 1])
+    late = beats[beats >= CONTEXT_S * fs]  # decided from a context read across the ring's end
+    ann = wfdb.rdann(str(mitdb100), "atr", sampfrom=int(CONTEXT_S * fs), sampto=det.done)
+    ref = np.array([s for s, y in zip(ann.sample, ann.symbol, strict=True) if y in BEAT_SYMBOLS])
+    c = processing.compare_annotations(ref, late, int(0.15 * fs))
+    assert len(ref) > 100 and c.tp == len(ref) == len(late)
 
 
 def test_no_good_lead_gives_no_beat_and_no_heart_rate(mitdb100):
