@@ -501,10 +501,11 @@ def _named_inits(pairs: tuple[str, ...], option: str = "--init") -> dict[str, st
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--fractions", default="0.01,0.1,1.0", show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--budget", type=click.Choice(["small", "long", "full"]), default="small",
+@click.option("--budget", type=click.Choice(["small", "long", "full", "cli"]), default="small",
               show_default=True,
               help="small: 10 pretraining epochs; long: 100 (2 CPU cores, about an hour per "
-                   "method); full: for a GPU.")  # fmt: skip
+                   "method); full: for a GPU; cli: long pretraining, and fine-tuning as "
+                   "`bell-edge finetune` runs it by default.")  # fmt: skip
 @click.option("--init", "inits", multiple=True,
               help="NAME=RUN_OR_ENCODER: fine-tune from this encoder instead of pretraining "
                    "(repeat; e.g. bell=runs/bell byol=runs/byol).")  # fmt: skip
@@ -559,7 +560,7 @@ def label_efficiency(data, out, fractions, seeds, budget, inits, pretrain_data, 
 @click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1,
               show_default=True)  # fmt: skip
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--budget", type=click.Choice(["small", "long", "full"]), default="long",
+@click.option("--budget", type=click.Choice(["small", "long", "full", "cli"]), default="long",
               show_default=True)  # fmt: skip
 @click.option(
     "--ready",

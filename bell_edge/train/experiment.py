@@ -54,12 +54,20 @@ class Budget:
     pretrain_epochs: int
     finetune_epochs: dict[float, int]  # by label fraction: fewer labels, more epochs
     linear_epochs: int
+    patience: int | None = None  # early-stopping patience; None: a third of the epochs (>= 5)
 
 
 BUDGETS = {
     "small": Budget(BUDGET_EPOCHS["small"], {0.01: 30, 0.1: 20, 1.0: 5}, linear_epochs=60),
     "long": Budget(BUDGET_EPOCHS["long"], {0.01: 30, 0.1: 20, 1.0: 5}, linear_epochs=60),
     "full": Budget(100, {0.01: 80, 0.1: 60, 1.0: 40}, linear_epochs=200),
+    # Fine-tuning exactly as `bell-edge finetune` runs it by default, as a user would.
+    "cli": Budget(
+        BUDGET_EPOCHS["long"],
+        dict.fromkeys((0.01, 0.1, 1.0), FinetuneConfig.epochs),
+        linear_epochs=FinetuneConfig.epochs,
+        patience=FinetuneConfig.patience,
+    ),
 }
 
 
@@ -147,7 +155,7 @@ def run_grid(
         epochs = plan.linear_epochs if mode == "linear" else _epochs(plan, fraction)
         base = (recipes or {}).get(name, ft_cfg)
         cfg = replace(base, mode=mode, label_fraction=fraction, seed=seed, epochs=epochs,
-                      patience=max(5, epochs // 3))  # fmt: skip
+                      patience=plan.patience or max(5, epochs // 3))  # fmt: skip
         key = _key(config_hash(cfg), init_keys[name], file_sha256(subset), cache.meta["key"])
         init = inits[name]
         stage(run, key, lambda _, run=run, cfg=cfg, init=init, subset=subset, fold=fold: finetune(

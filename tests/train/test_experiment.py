@@ -175,3 +175,16 @@ def test_bad_inits_are_refused_before_any_work(tmp_path, ptbxl_cache):
                                        str(ptbxl_cache.root), "--ready", "abc=RUN"])  # fmt: skip
     assert result.exit_code == 2 and "SHARE a number" in result.stderr
     assert not (tmp_path / "curve").exists() and not (tmp_path / "c").exists()
+
+
+def test_cli_budget_fine_tunes_as_the_finetune_command_does(tmp_path, tiny_config, ptbxl_cache):
+    cli = experiment.BUDGETS["cli"]
+    assert set(cli.finetune_epochs.values()) == {FinetuneConfig.epochs}
+    assert cli.patience == FinetuneConfig.patience
+    plan = replace(cli, finetune_epochs={0.1: 2}, patience=1)
+    ft = FinetuneConfig(model=load_toml(PretrainConfig, tiny_config).model, device="cpu")
+    out = tmp_path / "exp"
+    experiment.run_grid(ptbxl_cache.root, out, {"scratch": None}, (0.1,), 1, ("full",), ft, plan,
+                        None, [], False)  # fmt: skip
+    config = (out / "runs" / "scratch-full-f0.1-s0" / "config.toml").read_text()
+    assert "epochs = 2\n" in config and "patience = 1\n" in config
