@@ -134,6 +134,9 @@ class FinetuneConfig:
     # Full mode: the encoder's lr is multiplied by this once per block below the top one
     # (layer-wise lr decay; 1 = every encoder layer at the same lr).
     layer_lr_decay: float = 1.0
+    # Full mode, pretrained init: the encoder's BatchNorm layers keep their pretrained running
+    # statistics (eval mode; their scale and shift still learn) instead of a small batch's.
+    freeze_bn: bool = False
     patience: int = 10
     seed: int = 0
     device: str = "auto"

@@ -115,8 +115,12 @@ def finetune(
             probe = _LinearProbe(model, cache, train_rows, val_rows, probe_cfg, device)
             model.load_state_dict(probe.fit(log, progress)["state"])
             model.encoder.requires_grad_(True)
-        trainer = _LinearProbe if cfg.mode == "linear" else _FullFineTune
-        best = trainer(model, cache, train_rows, val_rows, cfg, device).fit(log, progress)
+        if cfg.mode == "linear":
+            trainer = _LinearProbe(model, cache, train_rows, val_rows, cfg, device)
+        else:
+            trainer = _FullFineTune(model, cache, train_rows, val_rows, cfg, device,
+                                    pretrained=encoder_state is not None)  # fmt: skip
+        best = trainer.fit(log, progress)
 
     model.load_state_dict(best["state"])
     model.cpu()
@@ -252,9 +256,9 @@ class _FullFineTune(_Trainer):
     instead of decayed toward zero; with `layer_lr_decay` < 1 lower blocks learn more slowly.
     """
 
-    def __init__(self, *args) -> None:
+    def __init__(self, *args, pretrained: bool = False) -> None:
         super().__init__(*args)
-        cfg = self.cfg
+        cfg, self.pretrained = self.cfg, pretrained
         self.anchor = []
         if cfg.l2sp > 0:
             self.anchor = [
@@ -275,6 +279,10 @@ class _FullFineTune(_Trainer):
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
+        if self.cfg.freeze_bn and self.pretrained:
+            for m in self.model.encoder.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         g = generator(self.device, self.cfg.seed * 100_003 + epoch)
         losses = []
         for idx in self.batches(epoch):

@@ -44,6 +44,24 @@ def test_init_loads_every_encoder_weight_and_linear_keeps_them(tmp_path, tiny_co
     assert not _encoder_equal(load_classifier(full).model.encoder.state_dict(), encoder)
 
 
+def test_freeze_bn_keeps_the_pretrained_statistics_and_trains_the_rest(
+    tmp_path, tiny_config, ptbxl_cache
+):
+    pre = _tiny_pretrain(tmp_path, tiny_config, ptbxl_cache)
+    _, _, encoder, _ = load_encoder(pre)
+    stats = [k for k in encoder if k.endswith(("running_mean", "running_var"))]
+    runs = {}
+    for freeze in (True, False):
+        run = tmp_path / f"freeze{freeze}"
+        cfg = _ft_config(tiny_config, freeze_bn=freeze)
+        run_finetune(ptbxl_cache.root, run, cfg, init=pre, progress=False)
+        runs[freeze] = load_classifier(run).model.encoder.state_dict()
+    assert stats and all(torch.equal(runs[True][k], encoder[k]) for k in stats)
+    assert not all(torch.equal(runs[False][k], encoder[k]) for k in stats)
+    convs = [k for k in encoder if encoder[k].ndim > 1]
+    assert not all(torch.equal(runs[True][k], encoder[k]) for k in convs)
+
+
 def test_scratch_loads_no_pretrained_weight(tmp_path, tiny_config, ptbxl_cache):
     pre = _tiny_pretrain(tmp_path, tiny_config, ptbxl_cache)
     _, _, encoder, _ = load_encoder(pre)
