@@ -9,13 +9,19 @@ is given and adapts them beat by beat, so a detector re-run on a short window de
 stretches differently from one run over the whole record: 10-s windows split wide QRS complexes
 in two and skip low beats that a whole-record run finds. Here each lead keeps its own history:
 
-- At each hop, sleepecg re-runs on the last `CONTEXT_S` seconds of the best good lead (flag
-  "ok"; `LEAD_PREFERENCE` order), or on less where the lead has been good for less. A beat is
-  final once it is `DELAY_S` old, and only beats that became final at this hop are taken: once
-  the stream is long enough, with `CONTEXT_S - DELAY_S` seconds of the lead before them, so the
-  thresholds have settled as in a whole-record run. On cpsc2021 lead II (beats only, every
-  hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27% / 99.00%; votes
-  over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% / 99.51%.
+- sleepecg re-runs on the last `CONTEXT_S` seconds of the best good lead (flag "ok";
+  `LEAD_PREFERENCE` order), or on less where the lead has been good for less, and decides the
+  beats at least `DECIDE_S` old that it has not decided before: once the stream is long enough,
+  with `CONTEXT_S - DECIDE_S` seconds of the lead before them, so the thresholds have settled as
+  in a whole-record run. A decided beat is final, and reported, once it is `DELAY_S` old. The
+  detector runs only when the reported beats have caught up with the decided ones: on a 1-s hop,
+  every second hop, which halves the monitor's largest cost (`benchmarks/results/
+  monitor_cost.md`). On clean signal 5 s after a beat decide it as 6 s do (15 min of mitdb/100
+  and two cpsc2021 records, every beat identical); a lead's flag arriving in the second between
+  the two is applied to the next decision, not to the one already made. On cpsc2021 lead II
+  (beats only, every hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27%
+  / 99.00%; votes over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% /
+  99.51%.
   Detections in the first `LEARN_S` of a lead's good run (sleepecg's learning phase) are not
   taken, except at the start of the stream.
 - A lead is good from the start of the first clean window after a bad one: a flag covers the
@@ -44,10 +50,11 @@ from collections import deque
 
 import numpy as np
 
-CONTEXT_S = 180.0  # seconds of each lead the detector re-runs on at each hop
+CONTEXT_S = 180.0  # seconds of each lead the detector re-runs on
 MIN_WINDOW_S = 3.0
 LEARN_S = 2.0  # sleepecg's learning phase at a window's start
 DELAY_S = 6.0  # a beat is final once this old
+DECIDE_S = 5.0  # and decided once this old: the detector runs every DELAY_S - DECIDE_S + hop
 REFRACTORY_S = 0.2  # two beats are never closer (300 bpm)
 PAD_S = 1.0
 MAX_LEADS = 2
@@ -83,6 +90,7 @@ class BeatDetector:
         self.leads = leads
         self.context = int(round(CONTEXT_S * fs))
         self.delay = int(round(DELAY_S * fs))
+        self.decide = int(round(DECIDE_S * fs))
         self.learn = int(round(LEARN_S * fs))
         self.refractory = int(round(REFRACTORY_S * fs))
         self.ring = np.zeros((len(leads), self.context))  # the last CONTEXT_S of every lead
@@ -90,6 +98,9 @@ class BeatDetector:
         self.good_since = np.zeros(len(leads), dtype=np.int64)  # start of each lead's good run
         self.was_bad = np.zeros(len(leads), dtype=bool)
         self.done = 0  # final signal ends here (stream samples)
+        self.decided = 0  # the detector has decided up to here
+        self.last_decided: int | None = None
+        self.pending: deque[tuple[int, int | None]] = deque()  # decided, not yet final
         self.last_beat: int | None = None
         self.recent: deque[int] = deque()  # final beats of the last HISTORY_S, analysable
         self.analysable_since = 0  # start of the current analysable run of final signal
@@ -109,30 +120,47 @@ class BeatDetector:
         min_run = MIN_WINDOW_S * self.fs
         usable = [i for i in self.order if i in good and end - self.good_since[i] >= min_run]
         upto = end - self.delay
-        if upto <= self.done:
+        if upto > self.decided:
+            self._decide(usable, end)
+        else:
             self.leads_used = tuple(self.leads[i] for i in usable[:1])
-            return []
+        return self._release(upto)
+
+    def _decide(self, usable: list[int], end: int) -> None:
+        """Run the detector and queue the beats (and unanalysable stretches) up to `DECIDE_S`
+        before `end`."""
+        upto = end - self.decide
         beats, speaks, used = np.zeros(0, dtype=np.int64), upto, []
         for i in usable[:MAX_LEADS]:  # the next lead only where the ones before are not good
             found, since = self._lead_beats(i, end)
             if since < speaks:
                 beats = np.concatenate((beats, found[(found >= since) & (found < speaks)]))
                 speaks, used = since, [*used, i]
-            if speaks <= self.done:
+            if speaks <= self.decided:
                 break
         self.leads_used = tuple(self.leads[i] for i in used)
-        if speaks > self.done:  # a stretch no lead speaks for: nothing said about it
-            self.analysable_since, self.last_beat = speaks, None
-            self.recent.clear()
-        new_beats = []
+        if speaks > self.decided:  # a stretch no lead speaks for: nothing said about it
+            self.pending.append((self.decided, speaks))
+            self.last_decided = None
         for c in np.sort(beats):
-            if (
-                self.done <= c < upto
-                and c >= self.analysable_since
-                and (self.last_beat is None or c - self.last_beat >= self.refractory)
+            if max(self.decided, speaks) <= c < upto and (
+                self.last_decided is None or c - self.last_decided >= self.refractory
             ):
-                new_beats.append(int(c))
-                self.last_beat = int(c)
+                self.pending.append((int(c), None))
+                self.last_decided = int(c)
+        self.decided = upto
+
+    def _release(self, upto: int) -> list[int]:
+        """Take what was decided before stream sample `upto`: the beats now final."""
+        new_beats = []
+        while self.pending and self.pending[0][0] < upto:
+            at, analysable_from = self.pending.popleft()
+            if analysable_from is None:
+                new_beats.append(at)
+                self.last_beat = at
+            else:  # unanalysable from `at` to `analysable_from`
+                self.analysable_since, self.last_beat = analysable_from, None
+                self.recent.clear()
         self.done = upto
         self.recent.extend(new_beats)
         while self.recent and self.recent[0] < upto - HISTORY_S * self.fs:

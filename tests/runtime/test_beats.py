@@ -6,13 +6,16 @@ import numpy as np
 import wfdb
 from wfdb import processing
 
+from bell_edge.runtime import beats as beats_module
 from bell_edge.runtime.beats import CONTEXT_S, DELAY_S, BeatDetector, detect
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 
 
-def _stream(x, fs, good):
+def _stream(x, fs, good, decide_every_hop=False):
     det, span, hop, beats = BeatDetector(fs, ("II", "V5")), int(10 * fs), int(fs), []
+    if decide_every_hop:
+        det.decide = det.delay
     for end in range(hop, x.shape[1] + 1, hop):
         beats += det.update(x[:, max(0, end - span) : end], good, end)
     return det, np.array(beats)
@@ -29,6 +32,19 @@ def test_streamed_beats_match_the_reference_and_give_a_heart_rate(mitdb100):
     assert c.tp / len(ref) >= 0.995 and c.tp / len(beats) >= 0.995
     rr = np.diff(ref[ref >= det.done - 8 * fs]) / fs
     assert abs(det.hr_bpm() - 60 / rr.mean()) < 2
+
+
+def test_the_detector_runs_every_second_hop_and_decides_as_at_every_hop(mitdb100, monkeypatch):
+    rec = wfdb.rdrecord(str(mitdb100), sampto=240 * 360)
+    x, fs = rec.p_signal.T, float(rec.fs)
+    calls = []
+    monkeypatch.setattr(beats_module, "detect", lambda *a: calls.append(1) or detect(*a))
+    det, beats = _stream(x, fs, [0, 1])
+    runs = len(calls)
+    every_hop, reference = _stream(x, fs, [0, 1], decide_every_hop=True)
+    assert len(calls) - runs > 1.9 * runs  # 1-s hops: one run every 2 s instead of every 1 s
+    assert len(beats) > 250 and np.array_equal(beats, reference)
+    assert det.done == every_hop.done and det.hr_bpm() == every_hop.hr_bpm()
 
 
 def test_beats_stay_right_once_the_context_ring_wraps(mitdb100):
