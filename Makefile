@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check bell_edge tests benchmarks
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -m "not gpu" -n auto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bell_edge tests benchmarks

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# `make test` runs one pytest-xdist worker per core. Each worker, and the commands it starts,
+# keeps to one thread: two torch processes at two threads each on two cores ran many times slower.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -18,8 +24,6 @@ def _need(path: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def user_cache(tmp_path_factory):
     """Caches that commands prepare for raw folders go to a temporary folder, not ~/.cache."""
-    import os
-
     path = tmp_path_factory.mktemp("user-cache")
     old = os.environ.get("BELL_EDGE_CACHE")
     os.environ["BELL_EDGE_CACHE"] = str(path)

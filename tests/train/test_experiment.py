@@ -22,13 +22,14 @@ def _mtimes(out):
 
 
 def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, tiny_budget):
-    pre = load_toml(PretrainConfig, tiny_config)
+    pre = replace(load_toml(PretrainConfig, tiny_config), data_fraction=0.25)  # a quarter: faster
     ft = FinetuneConfig(model=pre.model)
     out = tmp_path / "exp"
 
-    def run(ft_cfg):
+    def run(ft_cfg, modes=("linear", "full")):
         return experiment.label_efficiency(ptbxl_cache.root, out, (0.01, 0.1), 2, "small", pre,
-                                           ft_cfg, device="cpu", progress=False)  # fmt: skip
+                                           ft_cfg, device="cpu", progress=False,
+                                           modes=modes)  # fmt: skip
 
     report = run(ft)
     assert len(report["results"]) == 2 * 2 * 3 * 2  # fractions x seeds x inits x modes
@@ -69,8 +70,9 @@ def test_label_efficiency_report(tmp_path, tiny_config, ptbxl_cache, tiny_budget
     assert again["results"] == report["results"]
     assert all("reused" in line for line in again["stages"])
     # A changed fine-tuning config is redone, and the log says why.
-    changed = run(replace(ft, lr=1e-3))
-    assert all(_mtimes(out)[p] != t for p, t in before.items())
+    changed = run(replace(ft, lr=1e-3), modes=("full",))
+    redone = {p: t for p, t in before.items() if "-full-" in p.parent.name}
+    assert len(redone) == 12 and all(_mtimes(out)[p] != t for p, t in redone.items())
     assert any("config or inputs changed" in line for line in changed["stages"])
 
 
@@ -142,14 +144,14 @@ def test_data_curve_pretrains_each_share_and_reuses_a_ready_one(
     pre = load_toml(PretrainConfig, tiny_config)
     ft = FinetuneConfig(model=pre.model)
     ready = tmp_path / "ready"
-    pretrain(ptbxl_cache.root, ready, replace(pre, epochs=1), progress=False)
+    pretrain(ptbxl_cache.root, ready, replace(pre, epochs=1, data_fraction=0.25), progress=False)
     report = experiment.data_curve(ptbxl_cache.root, tmp_path / "curve", [ptbxl_cache.root],
-                                   (0.5, 1.0), 0.1, 1, "small", pre, ft, device="cpu",
-                                   progress=False, ready={1.0: ready})  # fmt: skip
+                                   (0.1, 0.25), 0.1, 1, "small", pre, ft, device="cpu",
+                                   progress=False, ready={0.25: ready})  # fmt: skip
     windows = {g["init"]: g["corpus_windows"] for g in report["gains"]}
-    assert windows["bell-corpus0.5"] < windows["bell-corpus1"]
-    assert (tmp_path / "curve" / "pretrain" / "bell-corpus0.5" / "encoder.pt").is_file()
-    assert not (tmp_path / "curve" / "pretrain" / "bell-corpus1").exists()
+    assert windows["bell-corpus0.1"] < windows["bell-corpus0.25"]
+    assert (tmp_path / "curve" / "pretrain" / "bell-corpus0.1" / "encoder.pt").is_file()
+    assert not (tmp_path / "curve" / "pretrain" / "bell-corpus0.25").exists()
     assert (tmp_path / "curve" / "data_curve.png").stat().st_size > 0
 
 
