@@ -14,14 +14,14 @@ in two and skip low beats that a whole-record run finds. Here each lead keeps it
   beats at least `DECIDE_S` old that it has not decided before: once the stream is long enough,
   with `CONTEXT_S - DECIDE_S` seconds of the lead before them, so the thresholds have settled as
   in a whole-record run. A decided beat is final, and reported, once it is `DELAY_S` old. The
-  detector runs only when the reported beats have caught up with the decided ones: on a 1-s hop,
-  every second hop, which halves the monitor's largest cost (`benchmarks/results/
-  monitor_cost.md`). On clean signal 5 s after a beat decide it as 6 s do (15 min of mitdb/100
-  and two cpsc2021 records, every beat identical); a lead's flag arriving in the second between
-  the two is applied to the next decision, not to the one already made. On cpsc2021 lead II
-  (beats only, every hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27%
-  / 99.00%; votes over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% /
-  99.51%.
+  detector runs when the reported beats have caught up with the decided ones (on a 1-s hop every
+  second hop, which halves the monitor's largest cost, `benchmarks/results/beat_decide_ab.md`;
+  from 2-s hops on at every hop), and at once when the flags of the leads it may use change:
+  what is decided but not yet reported is then decided again with the new flags, as a detector
+  run at every hop would. On clean signal 5 s after a beat decide it as 6 s do (15 min of
+  mitdb/100 and two cpsc2021 records, every beat identical). On cpsc2021 lead II (beats only,
+  every hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27% / 99.00%;
+  votes over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% / 99.51%.
   Detections in the first `LEARN_S` of a lead's good run (sleepecg's learning phase) are not
   taken, except at the start of the stream.
 - A lead is good from the start of the first clean window after a bad one: a flag covers the
@@ -54,7 +54,7 @@ CONTEXT_S = 180.0  # seconds of each lead the detector re-runs on
 MIN_WINDOW_S = 3.0
 LEARN_S = 2.0  # sleepecg's learning phase at a window's start
 DELAY_S = 6.0  # a beat is final once this old
-DECIDE_S = 5.0  # and decided once this old: the detector runs every DELAY_S - DECIDE_S + hop
+DECIDE_S = 5.0  # and decided once this old (so the detector runs every second 1-s hop)
 REFRACTORY_S = 0.2  # two beats are never closer (300 bpm)
 PAD_S = 1.0
 MAX_LEADS = 2
@@ -101,6 +101,7 @@ class BeatDetector:
         self.decided = 0  # the detector has decided up to here
         self.last_decided: int | None = None
         self.pending: deque[tuple[int, int | None]] = deque()  # decided, not yet final
+        self.decided_with: list[int] = []  # the leads the last decision could use
         self.last_beat: int | None = None
         self.recent: deque[int] = deque()  # final beats of the last HISTORY_S, analysable
         self.analysable_since = 0  # start of the current analysable run of final signal
@@ -120,8 +121,12 @@ class BeatDetector:
         min_run = MIN_WINDOW_S * self.fs
         usable = [i for i in self.order if i in good and end - self.good_since[i] >= min_run]
         upto = end - self.delay
+        if usable[:MAX_LEADS] != self.decided_with:  # flags changed: decide again what is pending
+            self.pending.clear()
+            self.decided, self.last_decided = self.done, self.last_beat
         if upto > self.decided:
             self._decide(usable, end)
+            self.decided_with = usable[:MAX_LEADS]
         else:
             self.leads_used = tuple(self.leads[i] for i in usable[:1])
         return self._release(upto)
@@ -157,12 +162,14 @@ class BeatDetector:
             at, analysable_from = self.pending.popleft()
             if analysable_from is None:
                 new_beats.append(at)
+                self.recent.append(at)
                 self.last_beat = at
-            else:  # unanalysable from `at` to `analysable_from`
-                self.analysable_since, self.last_beat = analysable_from, None
+            else:  # unanalysable from `at` to `analysable_from`: up to `upto` now, the rest later
+                if analysable_from > upto:
+                    self.pending.appendleft((upto, analysable_from))
+                self.analysable_since, self.last_beat = min(analysable_from, upto), None
                 self.recent.clear()
-        self.done = upto
-        self.recent.extend(new_beats)
+        self.done = max(self.done, upto)
         while self.recent and self.recent[0] < upto - HISTORY_S * self.fs:
             self.recent.popleft()
         return new_beats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import wfdb
 from wfdb import processing
 
@@ -12,10 +13,8 @@ from bell_edge.runtime.beats import CONTEXT_S, DELAY_S, BeatDetector, detect
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 
 
-def _stream(x, fs, good, decide_every_hop=False):
+def _stream(x, fs, good):
     det, span, hop, beats = BeatDetector(fs, ("II", "V5")), int(10 * fs), int(fs), []
-    if decide_every_hop:
-        det.decide = det.delay
     for end in range(hop, x.shape[1] + 1, hop):
         beats += det.update(x[:, max(0, end - span) : end], good, end)
     return det, np.array(beats)
@@ -34,17 +33,52 @@ def test_streamed_beats_match_the_reference_and_give_a_heart_rate(mitdb100):
     assert abs(det.hr_bpm() - 60 / rr.mean()) < 2
 
 
-def test_the_detector_runs_every_second_hop_and_decides_as_at_every_hop(mitdb100, monkeypatch):
-    rec = wfdb.rdrecord(str(mitdb100), sampto=240 * 360)
+def _random_flags(hops, rng, flip=0.05):
+    """Per-hop good leads of a 2-lead stream, changing at random."""
+    flags, good = [], [0, 1]
+    for _ in range(hops):
+        if rng.random() < flip:
+            good = [[], [0], [1], [0, 1]][rng.integers(4)]
+        flags.append(good)
+    return flags
+
+
+def test_beats_decided_every_second_hop_are_those_decided_at_every_hop(mitdb100, monkeypatch):
+    rec = wfdb.rdrecord(str(mitdb100), sampto=300 * 360)
     x, fs = rec.p_signal.T, float(rec.fs)
+    flags = _random_flags(300, np.random.default_rng(0))
     calls = []
     monkeypatch.setattr(beats_module, "detect", lambda *a: calls.append(1) or detect(*a))
-    det, beats = _stream(x, fs, [0, 1])
-    runs = len(calls)
-    every_hop, reference = _stream(x, fs, [0, 1], decide_every_hop=True)
-    assert len(calls) - runs > 1.9 * runs  # 1-s hops: one run every 2 s instead of every 1 s
-    assert len(beats) > 250 and np.array_equal(beats, reference)
-    assert det.done == every_hop.done and det.hr_bpm() == every_hop.hr_bpm()
+    hops, runs = {}, {}
+    for mode in ("every second hop", "every hop"):
+        det, before = BeatDetector(fs, ("II", "V5")), len(calls)
+        if mode == "every hop":
+            det.decide = det.delay  # the detector as it was: decided when final
+        hops[mode] = [
+            (det.update(x[:, max(0, end - 3600) : end], good, end), det.hr_bpm(), det.silent_s(),
+             list(det.rr_s()))
+            for end, good in zip(range(360, x.shape[1] + 1, 360), flags, strict=True)
+        ]  # fmt: skip
+        runs[mode] = len(calls) - before
+    assert sum(len(h[0]) for h in hops["every hop"]) > 250
+    assert hops["every second hop"] == hops["every hop"]  # beats, HR, silence, RR at every hop
+    assert runs["every hop"] > 1.6 * runs["every second hop"]
+
+
+@pytest.mark.parametrize("hop_s", [0.3, 2.0, 7.0])
+def test_final_beats_stay_inside_analysable_final_signal_at_any_hop(mitdb100, hop_s):
+    rec = wfdb.rdrecord(str(mitdb100), sampto=200 * 360)
+    x, fs = rec.p_signal.T, float(rec.fs)
+    hop = int(hop_s * fs)
+    ends = range(hop, x.shape[1] + 1, hop)
+    det, found = BeatDetector(fs, ("II", "V5")), []
+    for end, good in zip(ends, _random_flags(len(ends), np.random.default_rng(1)), strict=True):
+        new = det.update(x[:, max(0, end - 3600) : end], good, end)
+        found += new
+        assert 0 <= det.analysable_since <= det.done and all(b < det.done for b in new)
+        recent = np.array(det.recent)
+        assert (recent >= det.analysable_since).all() and (np.diff(recent) >= det.refractory).all()
+    assert len(found) > 100 and (np.diff(found) >= det.refractory).all()
 
 
 def test_beats_stay_right_once_the_context_ring_wraps(mitdb100):
