@@ -15,13 +15,14 @@ in two and skip low beats that a whole-record run finds. Here each lead keeps it
   with `CONTEXT_S - DECIDE_S` seconds of the lead before them, so the thresholds have settled as
   in a whole-record run. A decided beat is final, and reported, once it is `DELAY_S` old. The
   detector runs when the reported beats have caught up with the decided ones (on a 1-s hop every
-  second hop, which halves the monitor's largest cost, `benchmarks/results/beat_decide_ab.md`;
-  from 2-s hops on at every hop), and at once when the flags of the leads it may use change:
-  what is decided but not yet reported is then decided again with the new flags, as a detector
-  run at every hop would. On clean signal 5 s after a beat decide it as 6 s do (15 min of
-  mitdb/100 and two cpsc2021 records, every beat identical). On cpsc2021 lead II (beats only,
-  every hop's window), 60- and 180-s contexts gave Se 99.29% / +P 98.50% and 99.27% / 99.00%;
-  votes over 10-s windows gave 98.98% / 99.03%, and the whole record at once 99.57% / 99.51%.
+  third hop, which saved a fifth of the monitor's cost, `benchmarks/results/beat_decide_ab.md`;
+  from 2-s hops on every second or every hop), and at once when the flags of the leads it may
+  use change: what is decided but not yet reported is then decided again with the new flags, as
+  a detector run at every hop would. On clean signal, and with lead flags changing at random, 3,
+  4 and 5 s after a beat decide it as 6 s do (15 min of mitdb/100 and two cpsc2021 records,
+  every beat identical). On cpsc2021 lead II (beats only, every hop's window), 60- and 180-s
+  contexts gave Se 99.29% / +P 98.50% and 99.27% / 99.00%; votes over 10-s windows gave 98.98% /
+  99.03%, and the whole record at once 99.57% / 99.51%.
   Detections in the first `LEARN_S` of a lead's good run (sleepecg's learning phase) are not
   taken, except at the start of the stream.
 - A lead is good from the start of the first clean window after a bad one: a flag covers the
@@ -54,7 +55,7 @@ CONTEXT_S = 180.0  # seconds of each lead the detector re-runs on
 MIN_WINDOW_S = 3.0
 LEARN_S = 2.0  # sleepecg's learning phase at a window's start
 DELAY_S = 6.0  # a beat is final once this old
-DECIDE_S = 5.0  # and decided once this old (so the detector runs every second 1-s hop)
+DECIDE_S = 4.0  # and decided once this old (so the detector runs every third 1-s hop)
 REFRACTORY_S = 0.2  # two beats are never closer (300 bpm)
 PAD_S = 1.0
 MAX_LEADS = 2
