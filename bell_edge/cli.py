@@ -680,7 +680,7 @@ def prune(ckpt, ratio, data, out, epochs, force, as_json) -> None:
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of the ECG with predictions and quality flags over time.")  # fmt: skip
 @click.option("--annotations", type=click.Path(path_type=Path), default=None,
-              help="Folder for <record>.qrs: WFDB beats and rhythm notes.")  # fmt: skip
+              help="Folder for <record>.qrs, made if missing: WFDB beats, rhythm.")  # fmt: skip
 @click.option("--alarms", "alarm_file", type=click.Path(path_type=Path), default=None,
               help="TOML file of alarm settings (brady_bpm, tachy_bpm, asystole_s, af_*, "
                    "clear_s, ...); unset ones keep their defaults.")  # fmt: skip
@@ -698,8 +698,8 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, a
         else:
             click.echo(event_line(event))
 
-    if annotations is not None and not annotations.is_dir():
-        raise InputError(f"--annotations {annotations}: no such folder")
+    if annotations is not None and annotations.exists() and not annotations.is_dir():
+        raise InputError(f"--annotations {annotations}: not a folder")
     alarms = None if alarm_file is None else load_toml(AlarmConfig, alarm_file)
     summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
                      annotations, alarms)  # fmt: skip

@@ -67,6 +67,11 @@ def replay(
     qrs = None if annotations is None else Path(annotations) / f"{record.record_id}.qrs"
     if qrs is not None and qrs.exists() and not force:
         raise InputError(f"{qrs}: exists (use --force to replace it)")
+    if qrs is not None:
+        try:
+            qrs.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{qrs.parent}: cannot make the folder ({exc.strerror})") from None
     engine = Engine(bundle, precision=precision)
     leads = present_leads(record)
     try:

@@ -80,21 +80,27 @@ def test_annotations_write_a_wfdb_qrs_file_that_scores_against_the_reference(
     import wfdb
     from wfdb import processing
 
-    record = cpsc2021 / "data_21_7"
-    result = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", tmp_path,
+    record, out = cpsc2021 / "data_21_7", tmp_path / "new" / "folder"  # made as needed
+    result = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", out,
                  "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.splitlines()[-1])["summary"]
-    assert summary["annotations"] == str(tmp_path / "data_21_7.qrs")
-    qrs = wfdb.rdann(str(tmp_path / "data_21_7"), "qrs")
+    assert summary["annotations"] == str(out / "data_21_7.qrs")
+    assert [p.name for p in out.iterdir()] == ["data_21_7.qrs"]  # nothing else left behind
+    qrs = wfdb.rdann(str(out / "data_21_7"), "qrs")
     assert qrs.fs == 200 and qrs.aux_note[qrs.symbol.index("+")] == "(N"
     beats = np.array([s for s, y in zip(qrs.sample, qrs.symbol, strict=True) if y == "N"])
     ref = wfdb.rdann(str(record), "atr").sample
     ref = ref[ref < beats.max()]
     c = processing.compare_annotations(ref, beats, 30)
     assert c.tp / len(ref) > 0.99 and c.tp / len(beats) > 0.99
-    again = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", tmp_path)
+    again = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations", out)
     assert again.exit_code == 2 and "exists (use --force" in again.output
+    (tmp_path / "file").write_text("")
+    a_file = run(record, "--bundle", tiny_bundle, "--speed", "max", "--annotations",
+                 tmp_path / "file")  # fmt: skip
+    assert a_file.exit_code == 2 and "not a folder" in a_file.output
+    assert "Traceback" not in a_file.output
 
 
 def test_alarm_settings_from_a_toml_file(cpsc2021, tiny_bundle, tmp_path):
