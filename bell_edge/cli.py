@@ -698,8 +698,6 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, a
         else:
             click.echo(event_line(event))
 
-    if annotations is not None and annotations.exists() and not annotations.is_dir():
-        raise InputError(f"--annotations {annotations}: not a folder")
     alarms = None if alarm_file is None else load_toml(AlarmConfig, alarm_file)
     summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
                      annotations, alarms)  # fmt: skip

@@ -70,6 +70,8 @@ def replay(
     if qrs is not None:
         try:
             qrs.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise InputError(f"--annotations {annotations}: not a folder") from None
         except OSError as exc:
             raise InputError(f"{qrs.parent}: cannot make the folder ({exc.strerror})") from None
     engine = Engine(bundle, precision=precision)

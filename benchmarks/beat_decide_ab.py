@@ -12,12 +12,11 @@ seconds per ECG-hour of each, and how many hops, beats and alarms differ.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 from monitor_common import DEFAULT_BUNDLE, ROOT, machine, machine_line, write
-from monitor_cost import BLOCK_S, FS, stream
+from monitor_cost import BLOCK_S, FS, stream, take_turns
 from wfdb import processing
 
 from bell_edge.config import CANONICAL_LEADS
@@ -37,13 +36,7 @@ def main() -> None:
     engine = Engine(args.bundle, precision="int8")
     monitors = {name: StreamingMonitor(engine, FS, CANONICAL_LEADS) for name in ("A", "B")}
     monitors["A"].beats.decide = monitors["A"].beats.delay
-    cpu, events = dict.fromkeys(monitors, 0.0), {name: [] for name in monitors}
-    for b in range(0, len(x), BLOCK_S * FS):
-        for name, monitor in monitors.items():
-            cpu0 = time.process_time()
-            for start in range(b, min(b + BLOCK_S * FS, len(x)), FS):
-                events[name] += monitor.push(x[start : start + FS])
-            cpu[name] += time.process_time() - cpu0
+    cpu, _, events = take_turns(monitors, x, dict.fromkeys(monitors, FS))
     hours = len(x) / FS / 3600
     a, b = events["A"], events["B"]
     beats = {k: np.array([round(t * FS) for e in events[k] for t in e.beats]) for k in events}

@@ -43,22 +43,30 @@ def stream(minutes: float) -> np.ndarray:
     return np.tile(one, (n // len(one) + 1, 1))[:n]
 
 
-def run(engines: dict[str, Engine], x: np.ndarray, packets_ms: list[int]) -> list[dict]:
-    """One monitor per (precision, packet size), fed the stream in turns of BLOCK_S seconds so
-    that all of them share the same machine load; CPU time is summed per monitor."""
-    configs = [(p, ms) for p in engines for ms in packets_ms]
-    monitors = {c: StreamingMonitor(engines[c[0]], FS, CANONICAL_LEADS, hop_s=1.0) for c in configs}
-    cpu, wall, events = (dict.fromkeys(configs, 0.0), dict.fromkeys(configs, 0.0),
-                         {c: [] for c in configs})  # fmt: skip
+def take_turns(monitors: dict, x: np.ndarray, packets: dict) -> tuple[dict, dict, dict]:
+    """Feed every monitor the stream in turns of BLOCK_S seconds, in packets of `packets[key]`
+    samples, so that all of them share the same machine load: CPU seconds, wall seconds and
+    events per monitor."""
+    cpu, wall = dict.fromkeys(monitors, 0.0), dict.fromkeys(monitors, 0.0)
+    events = {key: [] for key in monitors}
     block = BLOCK_S * FS
     for b in range(0, len(x), block):
-        for c in configs:
-            packet = FS * c[1] // 1000
+        for key, monitor in monitors.items():
+            packet = packets[key]
             cpu0, wall0 = time.process_time(), time.perf_counter()
             for start in range(b, min(b + block, len(x)), packet):
-                events[c] += monitors[c].push(x[start : start + packet])
-            cpu[c] += time.process_time() - cpu0
-            wall[c] += time.perf_counter() - wall0
+                events[key] += monitor.push(x[start : start + packet])
+            cpu[key] += time.process_time() - cpu0
+            wall[key] += time.perf_counter() - wall0
+    return cpu, wall, events
+
+
+def run(engines: dict[str, Engine], x: np.ndarray, packets_ms: list[int]) -> list[dict]:
+    """One monitor per (precision, packet size), fed the stream by `take_turns`; CPU time is
+    summed per monitor."""
+    configs = [(p, ms) for p in engines for ms in packets_ms]
+    monitors = {c: StreamingMonitor(engines[c[0]], FS, CANONICAL_LEADS, hop_s=1.0) for c in configs}
+    cpu, wall, events = take_turns(monitors, x, {c: FS * c[1] // 1000 for c in configs})
     hours = len(x) / FS / 3600
     rows = []
     for c in configs:

@@ -171,7 +171,7 @@ class BeatDetector:
                 self.analysable_since, self.last_beat = min(analysable_from, upto), None
                 self.recent.clear()
         self.done = max(self.done, upto)
-        while self.recent and self.recent[0] < upto - HISTORY_S * self.fs:
+        while self.recent and self.recent[0] < self.done - HISTORY_S * self.fs:
             self.recent.popleft()
         return new_beats
 
