@@ -24,6 +24,7 @@ been clear for `AlarmConfig.clear_s` seconds (10 s by default), then ends.
 from __future__ import annotations
 
 import dataclasses
+from statistics import median
 
 import numpy as np
 
@@ -81,7 +82,9 @@ def irregularity(rr: np.ndarray, lags: int = IRREGULARITY_LAGS) -> float:
     2:1 / 3:2 block repeat at lag 2 or 3, and sinus arrhythmia changes smoothly at lag 1."""
     rr = np.asarray(rr, dtype=float)
     ks = range(1, min(lags, len(rr) - 1) + 1)
-    return float(min(np.median(np.abs(rr[k:] - rr[:-k])) for k in ks) / np.median(rr))
+    # statistics.median equals np.median here, without its overhead on a few dozen values
+    spread = min(median(np.abs(rr[k:] - rr[:-k]).tolist()) for k in ks)
+    return float(spread / median(rr.tolist()))
 
 
 class AlarmManager:
@@ -131,8 +134,11 @@ class AlarmManager:
         cfg = self.config
         if self.af_threshold is None or len(rr) < cfg.af_min_beats or not self.afib:
             return False, ""
-        irr, p = irregularity(rr), float(np.mean(self.afib))
-        return (irr >= cfg.af_irregularity and p >= self.af_threshold,
+        p = float(np.mean(self.afib))
+        if p < self.af_threshold:  # the irregularity (four medians) only where it can matter
+            return False, ""
+        irr = irregularity(rr)
+        return (irr >= cfg.af_irregularity,
                 f"RR irregularity {irr:.2f} >= {cfg.af_irregularity:g} and AFIB probability "
                 f"{p:.2f} >= {self.af_threshold:.2f}")  # fmt: skip
 

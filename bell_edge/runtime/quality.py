@@ -20,6 +20,7 @@ to 1000 Hz the noise ratio stayed below 0.14 and no other run at an extreme exce
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 MAX_ABS = 1e9  # a sample beyond this is invalid, whatever the unit
 MAX_GAP_S = 0.05
@@ -88,8 +89,9 @@ def noise_ratios(x: np.ndarray, fs: float) -> np.ndarray:
     0 when fs/2 <= NOISE_HZ)."""
     if fs / 2 <= NOISE_HZ or x.shape[1] < 8:
         return np.zeros(len(x))
-    spectrum = np.fft.rfft((x - x.mean(axis=1, keepdims=True)).astype(np.float32), axis=1)
+    # scipy's FFT keeps float32 in float32 (numpy's converts to float64): 2x faster per hop
+    spectrum = scipy.fft.rfft((x - x.mean(axis=1, keepdims=True)).astype(np.float32), axis=1)
     p = spectrum.real**2 + spectrum.imag**2
-    low, high = np.searchsorted(np.fft.rfftfreq(x.shape[1], 1 / fs), [0.5, NOISE_HZ])
+    low, high = np.searchsorted(scipy.fft.rfftfreq(x.shape[1], 1 / fs), [0.5, NOISE_HZ])
     total, high = p[:, low:].sum(axis=1), p[:, high:].sum(axis=1)
     return np.divide(high, total, out=np.zeros_like(total), where=total > 0)
