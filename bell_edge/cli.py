@@ -607,7 +607,7 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
 @click.option("--force", is_flag=True, help=CLAIM_HELP)
 def demo(data, out, budget, tasks, as_json, force) -> None:
     """The main job end to end on real ECGs (resumes where it stopped)."""
-    from bell_edge.demo import run_demo
+    from bell_edge.demo import gain_text, run_demo
 
     def report(stage: str, seconds: float, note: str) -> None:
         click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}", err=as_json)
@@ -617,16 +617,18 @@ def demo(data, out, budget, tasks, as_json, force) -> None:
         _print_json(summary)
         return
     click.echo("")
-    click.echo(f"{'macro AUROC on val, 10% labels':<34} {'value':>8}  95% CI")
-    for name in ("scratch", "bell"):
-        value, (lo, hi) = summary[f"{name}_val_macro_auroc"], summary[f"{name}_val_macro_auroc_ci"]
-        click.echo(f"{name + ' init':<34} {value:>8.4f}  [{lo:.4f}, {hi:.4f}]")
-    click.echo(f"{'BELL bundle, ONNX FP32':<34} {summary['fp32_val_macro_auroc']:>8.4f}")
-    click.echo(f"{'BELL bundle, ONNX INT8':<34} {summary['int8_val_macro_auroc']:>8.4f}")
+    seeds = summary["bell_vs_scratch"][0]["seeds"]
+    click.echo(f"macro AUROC on val, 10% labels, mean of seeds {', '.join(map(str, seeds))}:")
+    click.echo(f"{'':<44} {'scratch':>7} {'bell':>7}  bell - scratch, paired 95% CI")
+    for row in summary["bell_vs_scratch"]:
+        group = f"{row['group']} ({len(row['classes'])})"
+        click.echo(f"{group:<44} {row['scratch']:>7.4f} {row['bell']:>7.4f}  {gain_text(row)}")
+    click.echo(f"{'BELL bundle (seed 0), ONNX FP32':<44} {summary['fp32_val_macro_auroc']:>8.4f}")
+    click.echo(f"{'BELL bundle (seed 0), ONNX INT8':<44} {summary['int8_val_macro_auroc']:>8.4f}")
     for name, ms in summary["latency_ms_batch1"].items():
-        click.echo(f"{'latency ' + name + ', batch 1, p50':<34} {ms:>8.2f} ms")
+        click.echo(f"{'latency ' + name + ', batch 1, p50':<44} {ms:>8.2f} ms")
     speed = ", ".join(f"{x:.1f}x {name}" for name, x in summary["int8_speedup_vs"].items())
-    click.echo(f"{'INT8 speed-up':<34} {speed}")
+    click.echo(f"{'INT8 speed-up':<44} {speed}")
     sizes = ", ".join(f"{k} {v} MB" for k, v in summary["bundle_mb"].items() if "onnx" in k)
     click.echo(f"bundle {summary['bundle']}: {sizes}")
     mon = summary["monitor"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bell_edge import demo
 from bell_edge.config import PretrainConfig, load_toml, replace
 from bell_edge.data.records import read_header
@@ -43,3 +45,41 @@ def test_a_changed_budget_redoes_pretraining_and_the_same_one_reuses_it(
     _, full = pretrain("full")
     assert notes[-1].startswith("run (config or inputs changed)")
     assert (small["epochs"], full["epochs"]) == (1, 2) and full["steps"] == 2 * small["steps"]
+
+
+def test_seed_comparison_pairs_each_seed_per_class_group_with_a_ci(tmp_path):
+    """Per-seed val AUROCs of both inits, and paired gains whose sign follows the scores, for
+    the superclasses, the other well-supported classes, and every class with a positive."""
+    import numpy as np
+
+    from bell_edge.train.finetune import VAL_SCORES
+
+    classes = ("NORM", "MI", "AFIB", "SR", "BIGU", "AFLT")
+    rng = np.random.default_rng(0)
+    labels = rng.random((150, len(classes))) < 0.3
+    labels[:, 4] = False
+    labels[7, 4] = True  # one positive: only in the last group
+    labels[:, 5] = False  # none: in no group
+    runs = {}
+    for seed in range(3):
+        for name, signal in (("bell", 1.5), ("scratch", 0.3)):
+            run = tmp_path / f"finetune-{name}-10pct-seed{seed}"
+            run.mkdir()
+            scores = signal * labels + rng.normal(size=labels.shape)
+            np.savez(run / VAL_SCORES, record_ids=np.arange(len(labels)), scores=scores,
+                     labels=labels.astype(float))  # fmt: skip
+            runs[name, seed] = run
+    rows = demo.seed_comparison(runs, tmp_path, classes)
+    assert [r["classes"] for r in rows] == [
+        ["NORM", "MI"],
+        ["AFIB", "SR"],
+        ["NORM", "MI", "AFIB", "SR", "BIGU"],
+    ]
+    for row in rows[:2]:
+        assert row["seeds"] == [0, 1, 2]
+        bell, scratch = row["bell_seeds"], row["scratch_seeds"]
+        assert all(b > s for b, s in zip(bell, scratch, strict=True))
+        assert row["gain_points"] == pytest.approx(100 * (np.mean(bell) - np.mean(scratch)))
+        lo, hi = row["ci95_points"]
+        assert 0 < lo < row["gain_points"] < hi
+        assert demo.gain_text(row).startswith(f"{row['gain_points']:+.2f} points [")

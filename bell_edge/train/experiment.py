@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,8 @@ def paired_gains(
             diff = [macro(runs[s, fold]) - macro(base[s, fold]) for s in seeds]
             boot = [macro_boot(runs[s, fold]) - macro_boot(base[s, fold]) for s in seeds]
             per_fold_point.append(np.mean(diff))
-            per_fold_boot.append(np.nanmean(boot, axis=0))
-        boot = np.nanmean(per_fold_boot, axis=0)
+            per_fold_boot.append(_nanmean(boot))
+        boot = _nanmean(per_fold_boot)
         gains.append({
             "init": name, "baseline": baseline, "mode": mode, "fraction": fraction,
             "folds": len(folds),
@@ -225,9 +226,19 @@ def paired_gains(
     return gains
 
 
-def run_scorers() -> tuple[Callable, Callable]:
-    """Macro AUROC and its bootstrap of a run's val scores, each computed once per file."""
-    return functools.cache(_macro), functools.cache(_macro_boot)
+def _nanmean(rows: list[np.ndarray]) -> np.ndarray:
+    """Mean over rows per resample; NaN, without a warning, where no row could score it (a
+    class with one positive drops out of a resample that misses it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(rows, axis=0)
+
+
+def run_scorers(columns: tuple[int, ...] | None = None) -> tuple[Callable, Callable]:
+    """Macro AUROC and its bootstrap of a run's val scores, each computed once per file;
+    over the classes `columns` only, when given."""
+    return (functools.cache(lambda path: _macro(path, columns)),
+            functools.cache(lambda path: _macro_boot(path, columns)))  # fmt: skip
 
 
 def pretrained_pairs(results: list[dict], out: Path, scorers: tuple) -> list[dict]:
@@ -240,21 +251,22 @@ def pretrained_pairs(results: list[dict], out: Path, scorers: tuple) -> list[dic
     return gains
 
 
-def _scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _scores(path: Path, columns: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as z:
-        return z["labels"] > 0.5, z["scores"]
+        y, s = z["labels"] > 0.5, z["scores"]
+    return (y, s) if columns is None else (y[:, list(columns)], s[:, list(columns)])
 
 
-def _macro(path: Path) -> float:
+def _macro(path: Path, columns: tuple[int, ...] | None = None) -> float:
     """Macro AUROC over the classes that have positives and negatives on this split."""
-    y, s = _scores(path)
+    y, s = _scores(path, columns)
     ok = [c for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]
     return float(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in ok]))
 
 
-def _macro_boot(path: Path) -> np.ndarray:
+def _macro_boot(path: Path, columns: tuple[int, ...] | None = None) -> np.ndarray:
     """Macro AUROC under RESAMPLES seeded resamples: the same draws for every run of a split."""
-    y, s = _scores(path)
+    y, s = _scores(path, columns)
     ok = (y.sum(axis=0) > 0) & (y.sum(axis=0) < len(y))
     return bootstrap_aurocs(y[:, ok], s[:, ok], RESAMPLES, seed=0).mean(axis=1)
 
