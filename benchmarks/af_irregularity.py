@@ -6,7 +6,9 @@ regular lag k of 1-3) of its RR intervals; records with fewer than 5 intervals a
 threshold is the one with the highest Youden's J (sensitivity + specificity - 1) for AFIB
 against every other train record (strat_fold 1-8; sinus arrhythmia and ectopic beats included).
 The val records (fold 9) check it. The lag-1 measure (median |successive difference| / median
-RR, the alarm's feature before the lags) is reported beside it for comparison.
+RR, the alarm's feature before the lags) is reported beside it for comparison, and so is the
+nearest-RR spread (each RR's distance to its nearest other RR, median over RRs / median RR): a
+candidate against rhythms whose RR jumps between a few levels, which AF does not.
 
     python benchmarks/af_irregularity.py --out benchmarks/results/af_irregularity
 """
@@ -34,7 +36,8 @@ STATEMENTS = ("SARRH", "SVARR", "BIGU")  # irregular rhythms that are not AF
 
 
 def measure(root: Path) -> dict[str, np.ndarray]:
-    cols: dict[str, list] = {"train": [], "af": [], "lags": [], "lag1": [], "codes": []}
+    cols: dict[str, list] = {"train": [], "af": [], "lags": [], "lag1": [], "nearest": [],
+                             "codes": []}  # fmt: skip
     with (root / "ptbxl_database.csv").open() as f:
         for row in csv.DictReader(f):
             rec = wfdb.rdrecord(str(root / row["filename_lr"]), channel_names=["II"])
@@ -47,8 +50,15 @@ def measure(root: Path) -> dict[str, np.ndarray]:
             cols["af"].append("AFIB" in codes)
             cols["lags"].append(irregularity(rr))
             cols["lag1"].append(irregularity(rr, lags=1))
+            cols["nearest"].append(nearest_spread(rr))
             cols["codes"].append(" ".join(codes))
     return {k: np.array(v) for k, v in cols.items()}
+
+
+def nearest_spread(rr: np.ndarray) -> float:
+    gaps = np.abs(rr[:, None] - rr[None, :])
+    np.fill_diagonal(gaps, np.inf)
+    return float(np.median(gaps.min(axis=1)) / np.median(rr))
 
 
 def rates(values: np.ndarray, af: np.ndarray, t: float) -> tuple[float, float]:
@@ -67,7 +77,7 @@ def main() -> None:
     m = measure(args.data)
     tr, va = m["train"], ~m["train"]
     features = {}
-    for name in ("lags", "lag1"):
+    for name in ("lags", "lag1", "nearest"):
         x = m[name]
         t = youden(x[tr], m["af"][tr])
         features[name] = {
@@ -90,7 +100,8 @@ def main() -> None:
         "default_rates": rates(m["lags"][tr], m["af"][tr], default),
         "machine": describe(),
     }
-    names = {"lags": "lags 1-3 (the alarm's)", "lag1": "lag 1 only (before)"}
+    names = {"lags": "lags 1-3 (the alarm's)", "lag1": "lag 1 only (before)",
+             "nearest": "nearest-RR spread (candidate)"}  # fmt: skip
     lines = [
         "# AF alarm: the RR-irregularity threshold, fitted on the PTB-XL train split",
         "",
