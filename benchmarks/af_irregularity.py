@@ -36,8 +36,7 @@ STATEMENTS = ("SARRH", "SVARR", "BIGU")  # irregular rhythms that are not AF
 
 
 def measure(root: Path) -> dict[str, np.ndarray]:
-    cols: dict[str, list] = {"train": [], "af": [], "lags": [], "lag1": [], "nearest": [],
-                             "codes": []}  # fmt: skip
+    cols: dict[str, list] = {k: [] for k in ("train", "af", "codes", *FEATURES)}
     with (root / "ptbxl_database.csv").open() as f:
         for row in csv.DictReader(f):
             rec = wfdb.rdrecord(str(root / row["filename_lr"]), channel_names=["II"])
@@ -48,9 +47,8 @@ def measure(root: Path) -> dict[str, np.ndarray]:
             codes = ast.literal_eval(row["scp_codes"])
             cols["train"].append(int(row["strat_fold"]) in TRAIN_FOLDS)
             cols["af"].append("AFIB" in codes)
-            cols["lags"].append(irregularity(rr))
-            cols["lag1"].append(irregularity(rr, lags=1))
-            cols["nearest"].append(nearest_spread(rr))
+            for name, (_, feature) in FEATURES.items():
+                cols[name].append(feature(rr))
             cols["codes"].append(" ".join(codes))
     return {k: np.array(v) for k, v in cols.items()}
 
@@ -59,6 +57,14 @@ def nearest_spread(rr: np.ndarray) -> float:
     gaps = np.abs(rr[:, None] - rr[None, :])
     np.fill_diagonal(gaps, np.inf)
     return float(np.median(gaps.min(axis=1)) / np.median(rr))
+
+
+# name: (label in the report, feature of the RR intervals)
+FEATURES = {
+    "lags": ("lags 1-3 (the alarm's)", irregularity),
+    "lag1": ("lag 1 only (before)", lambda rr: irregularity(rr, lags=1)),
+    "nearest": ("nearest-RR spread (candidate)", nearest_spread),
+}
 
 
 def rates(values: np.ndarray, af: np.ndarray, t: float) -> tuple[float, float]:
@@ -77,7 +83,7 @@ def main() -> None:
     m = measure(args.data)
     tr, va = m["train"], ~m["train"]
     features = {}
-    for name in ("lags", "lag1", "nearest"):
+    for name in FEATURES:
         x = m[name]
         t = youden(x[tr], m["af"][tr])
         features[name] = {
@@ -100,8 +106,6 @@ def main() -> None:
         "default_rates": rates(m["lags"][tr], m["af"][tr], default),
         "machine": describe(),
     }
-    names = {"lags": "lags 1-3 (the alarm's)", "lag1": "lag 1 only (before)",
-             "nearest": "nearest-RR spread (candidate)"}  # fmt: skip
     lines = [
         "# AF alarm: the RR-irregularity threshold, fitted on the PTB-XL train split",
         "",
@@ -121,7 +125,7 @@ def main() -> None:
         (se, fp), (vse, vfp) = f["train_rates"], f["val_rates"]
         flagged = ", ".join(f"{100 * v:.0f}%" for v in f["flagged_non_af"].values())
         lines.append(
-            f"| {names[name]} | {f['train_auroc']:.4f} | {f['val_auroc']:.4f} | "
+            f"| {FEATURES[name][0]} | {f['train_auroc']:.4f} | {f['val_auroc']:.4f} | "
             f"{f['youden_threshold']:.4f} | {100 * se:.1f}% / {100 * fp:.1f}% | "
             f"{100 * vse:.1f}% / {100 * vfp:.1f}% | {flagged} |"
         )
