@@ -91,6 +91,10 @@ class PretrainConfig:
     gamma: float = 0.8
     # BELL: tell the predictor which lead it predicts (a learned target-lead embedding).
     predictor_lead_embedding: bool = False
+    # Share of windows whose online view keeps only a monitor lead set or 2-3 random leads
+    # (train.lead_sets.drop_leads); the target view keeps all, so those leads' latents are
+    # predicted from the others. Drawn per view.
+    online_lead_drop: float = 0.0
     epochs: int = 50
     batch_size: int = 128
     lr: float = 2e-3

@@ -94,17 +94,24 @@ class BootstrapLearner(nn.Module):
         return self.predictor(q.flatten(0, -2)).view_as(q)
 
     def forward(
-        self, view1: Tensor, view2: Tensor, lead_mask: Tensor | None = None
+        self,
+        view1: Tensor,
+        view2: Tensor,
+        lead_mask: Tensor | None = None,
+        online_masks: tuple[Tensor, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        p1, p2 = self._predict(view1, lead_mask), self._predict(view2, lead_mask)
+        """`online_masks`: the leads the online network sees of each view (a subset of
+        `lead_mask`; the encoder zeroes the others); the target sees every lead of `lead_mask`."""
+        m1, m2 = online_masks or (lead_mask, lead_mask)
+        p1, p2 = self._predict(view1, m1), self._predict(view2, m2)
         with torch.no_grad():
             z1, z2 = self.target(view1, lead_mask), self.target(view2, lead_mask)
         if self.method == "byol":
             loss = (byol_loss(p1, z2) + byol_loss(p2, z1)) / 2
             intra = inter = loss.detach()
         else:
-            a = bell_loss(p1, z2, lead_mask, self.gamma)
-            b = bell_loss(p2, z1, lead_mask, self.gamma)
+            a = bell_loss(p1, z2, m1, self.gamma, lead_mask)
+            b = bell_loss(p2, z1, m2, self.gamma, lead_mask)
             loss = (a[0] + b[0]) / 2
             intra, inter = (a[1] + b[1]).detach() / 2, (a[2] + b[2]).detach() / 2
         return {

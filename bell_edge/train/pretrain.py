@@ -43,6 +43,7 @@ from bell_edge.ssl.momentum import cosine_momentum
 from bell_edge.train import checkpoint
 from bell_edge.train.corpus import Corpus, load_corpus
 from bell_edge.train.device import Runtime, generator, setup, teardown
+from bell_edge.train.lead_sets import drop_leads
 
 ENCODER_FORMAT = "bell-edge-encoder"
 CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
@@ -116,6 +117,8 @@ def momentum_start(cfg: PretrainConfig, total_steps: int) -> float:
 def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) -> dict[str, Any]:
     if cfg.method not in ("bell", "byol"):
         raise InputError(f"--method {cfg.method}: use bell or byol")
+    if not 0.0 <= cfg.online_lead_drop < 1.0:
+        raise InputError(f"online_lead_drop {cfg.online_lead_drop}: use a share in [0, 1)")
     if cfg.batch_size % runtime.world_size:
         raise InputError(f"--batch-size {cfg.batch_size} must divide by {runtime.world_size} ranks")
     if runtime.is_main:
@@ -279,8 +282,12 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
     mask = mask.to(runtime.device, non_blocking=True)
     g = generator(runtime.device, (cfg.seed * 1_000_003 + step) * 64 + runtime.rank)
     view1, view2 = augment(x, g), augment(x, g)
+    online_masks = None
+    if cfg.online_lead_drop > 0:
+        online_masks = tuple(drop_leads(view, mask, cfg.online_lead_drop, g)[1]
+                             for view in (view1, view2))  # fmt: skip
     with runtime.autocast():
-        result = model(view1, view2, mask)
+        result = model(view1, view2, mask, online_masks)
     optimizer.zero_grad(set_to_none=True)
     result["loss"].backward()
     torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.grad_clip)

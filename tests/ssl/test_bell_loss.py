@@ -11,14 +11,18 @@ def pair(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return 2 - 2 * F.cosine_similarity(p, z, dim=0)
 
 
-def reference(p: torch.Tensor, z: torch.Tensor, mask: torch.Tensor, gamma: float) -> tuple:
-    """Slow double loop over samples and lead pairs."""
+def reference(
+    p: torch.Tensor, z: torch.Tensor, mask: torch.Tensor, gamma: float, z_mask=None
+) -> tuple:
+    """Slow double loop over samples and lead pairs (z_mask: the leads of z, default mask)."""
     intra_rows, inter_rows = [], []
-    for pb, zb, mb in zip(p, z, mask, strict=True):
+    z_mask = mask if z_mask is None else z_mask
+    for pb, zb, mb, zmb in zip(p, z, mask, z_mask, strict=True):
         leads = [i for i in range(len(mb)) if mb[i]]
-        if leads:
-            intra_rows.append(sum(pair(pb[i], zb[i]) for i in leads) / len(leads))
-        pairs = [(i, j) for i in leads for j in leads if i != j]
+        targets = [j for j in range(len(zmb)) if zmb[j]]
+        if both := [i for i in leads if i in targets]:
+            intra_rows.append(sum(pair(pb[i], zb[i]) for i in both) / len(both))
+        pairs = [(i, j) for i in leads for j in targets if i != j]
         if pairs:
             inter_rows.append(sum(pair(pb[i], zb[j]) for i, j in pairs) / len(pairs))
     intra = sum(intra_rows) / len(intra_rows)
@@ -39,6 +43,26 @@ def test_matrix_form_equals_double_loop(masked: bool) -> None:
     got = bell_loss(p, z, mask if masked else None, gamma=0.7)
     for g, r in zip(got, reference(p, z, mask, 0.7), strict=True):
         torch.testing.assert_close(g, torch.as_tensor(r, dtype=torch.float32))
+
+
+def test_a_target_mask_of_its_own_scores_predictions_of_leads_the_online_view_lacks() -> None:
+    torch.manual_seed(0)
+    p, z = torch.randn(6, 12, 16, requires_grad=True), torch.randn(6, 12, 16)
+    online = torch.rand(6, 12) > 0.6
+    online[0] = False  # an online view with no lead: excluded from both terms
+    online[1] = False
+    online[1, 3] = True  # one online lead: it still predicts the other leads (inter)
+    target = torch.rand(6, 12) > 0.2
+    target[1] = True
+    got = bell_loss(p, z, online, 0.6, target)
+    for g, r in zip(got, reference(p, z, online, 0.6, target), strict=True):
+        torch.testing.assert_close(g, torch.as_tensor(r, dtype=torch.float32))
+    got[0].backward()
+    assert (p.grad[~online] == 0).all() and (p.grad[1, 3] != 0).any()
+    # Target latents of leads missing from the online view are scored (by the inter term).
+    moved = z.clone()
+    moved[1, 7] = torch.randn(16)
+    assert not torch.allclose(bell_loss(p, moved, online, 0.6, target)[2], got[2])
 
 
 def test_zero_when_predictions_match_targets() -> None:

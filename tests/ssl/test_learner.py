@@ -75,6 +75,24 @@ def test_masked_lead_values_do_not_change_the_loss() -> None:
     torch.testing.assert_close(learner(v1 + noise, v2 - noise, mask)["loss"], out["loss"])
 
 
+@pytest.mark.parametrize("method", ["bell", "byol"])
+def test_online_masks_hide_leads_from_the_online_view_only(method: str) -> None:
+    torch.manual_seed(0)
+    learner = BootstrapLearner(SMALL, method=method)
+    v1, v2 = views()
+    online = torch.rand(8, 12) > 0.5, torch.rand(8, 12) > 0.5
+    out = learner(v1, v2, None, online)
+    hidden = 50 * torch.randn_like(v1) * ~online[0][..., None]
+    # The online network never sees the hidden leads of view 1 ...
+    torch.testing.assert_close(learner._predict(v1 + hidden, online[0]),
+                               learner._predict(v1, online[0]))  # fmt: skip
+    # ... but the target does: their latents are what the other leads must predict.
+    assert not torch.allclose(learner(v1 + hidden, v2, None, online)["loss"], out["loss"])
+    assert not torch.allclose(learner(v1, v2)["loss"], out["loss"])
+    out["loss"].backward()
+    assert all(p.grad is not None for p in learner.online.parameters())
+
+
 def test_encoder_state_dict_loads_into_the_classifier() -> None:
     learner = BootstrapLearner(SMALL)
     ECGClassifier(SMALL).encoder.load_state_dict(learner.encoder_state_dict(), strict=True)

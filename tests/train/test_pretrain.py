@@ -161,6 +161,21 @@ def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_c
     np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
 
 
+def test_online_lead_drop_trains_and_a_bad_share_is_refused(tmp_path, tiny_config, ptbxl_cache):
+    cfg = replace(load_toml(PretrainConfig, tiny_config), online_lead_drop=0.5)
+    summary = pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False, max_steps=3)
+    rows = _metrics(tmp_path / "run")
+    assert summary["steps"] == 3 and all(np.isfinite(r["loss"]) for r in rows)
+    # Dropped leads change the views the online network sees: not the run without them.
+    plain = pretrain(ptbxl_cache.root, tmp_path / "plain", replace(cfg, online_lead_drop=0.0),
+                     progress=False, max_steps=3)  # fmt: skip
+    assert plain["steps"] == 3
+    assert _metrics(tmp_path / "plain")[0]["loss"] != rows[0]["loss"]
+    with pytest.raises(ValueError, match="online_lead_drop 1.0"):
+        pretrain(ptbxl_cache.root, tmp_path / "bad", replace(cfg, online_lead_drop=1.0),
+                 progress=False, max_steps=1)  # fmt: skip
+
+
 def test_sync_bn_needs_cuda(tmp_path, tiny_config, ptbxl_cache):
     cfg = replace(load_toml(PretrainConfig, tiny_config), device="cpu", sync_bn=True)
     with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
