@@ -92,7 +92,7 @@ class PretrainConfig:
     # BELL: tell the predictor which lead it predicts (a learned target-lead embedding).
     predictor_lead_embedding: bool = False
     # Share of windows whose online view keeps only a monitor lead set or 2-3 random leads
-    # (train.lead_sets.drop_leads); the target view keeps all, so those leads' latents are
+    # (train.lead_sets.kept_leads); the target view keeps all, so those leads' latents are
     # predicted from the others. Drawn per view.
     online_lead_drop: float = 0.0
     epochs: int = 50

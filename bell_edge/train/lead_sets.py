@@ -38,11 +38,17 @@ def lead_set_mask(masks: np.ndarray, leads: tuple[str, ...]) -> np.ndarray:
 def drop_leads(
     x: torch.Tensor, mask: torch.Tensor, share: float, g: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Feed a `share` of the windows with fewer leads: half of them one of the monitor lead
-    sets (I+II, I+II+III, I+II+V1), half a random 2 or 3 of their leads. Dropped leads are
-    zeroed and masked, as the runtime feeds a missing lead."""
+    """Feed a `share` of the windows with fewer leads (`kept_leads`). Dropped leads are zeroed
+    and masked, as the runtime feeds a missing lead."""
     if share <= 0:
         return x, mask
+    keep = kept_leads(mask, share, g)
+    return x * keep[:, :, None].to(x.dtype), keep.to(mask.dtype)
+
+
+def kept_leads(mask: torch.Tensor, share: float, g: torch.Generator) -> torch.Tensor:
+    """Bool `mask` with a `share` of the windows cut to fewer leads: half of them one of the
+    monitor lead sets (I+II, I+II+III, I+II+V1), half a random 2 or 3 of their leads."""
     n, leads = mask.shape
     on = g.device  # a generator draws only on its own device
     chosen = torch.rand(n, generator=g, device=on) < share
@@ -55,8 +61,7 @@ def drop_leads(
             k = int(torch.randint(2, 4, (1,), generator=g, device=on))
             rows = torch.randperm(leads, generator=g, device=on)[:k].tolist()
         keep[i, rows] = True
-    keep = keep.to(mask.device) & mask.bool()
-    return x * keep[:, :, None].to(x.dtype), keep.to(mask.dtype)
+    return keep.to(mask.device) & mask.bool()
 
 
 def alarm_thresholds(y: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from bell_edge.ssl.momentum import cosine_momentum
 from bell_edge.train import checkpoint
 from bell_edge.train.corpus import Corpus, load_corpus
 from bell_edge.train.device import Runtime, generator, setup, teardown
-from bell_edge.train.lead_sets import drop_leads
+from bell_edge.train.lead_sets import kept_leads
 
 ENCODER_FORMAT = "bell-edge-encoder"
 CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
@@ -284,8 +284,7 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
     view1, view2 = augment(x, g), augment(x, g)
     online_masks = None
     if cfg.online_lead_drop > 0:
-        online_masks = tuple(drop_leads(view, mask, cfg.online_lead_drop, g)[1]
-                             for view in (view1, view2))  # fmt: skip
+        online_masks = tuple(kept_leads(mask, cfg.online_lead_drop, g) for _ in range(2))
     with runtime.autocast():
         result = model(view1, view2, mask, online_masks)
     optimizer.zero_grad(set_to_none=True)
