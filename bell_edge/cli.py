@@ -701,8 +701,12 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, a
             click.echo(event_line(event))
 
     alarms = None if alarm_file is None else load_toml(AlarmConfig, alarm_file)
+
+    def note(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
     summary = replay(record, bundle, parse_speed(speed), hop, precision, plot, force, show,
-                     annotations, alarms)  # fmt: skip
+                     annotations, alarms, note)  # fmt: skip
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     else:

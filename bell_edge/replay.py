@@ -55,10 +55,12 @@ def replay(
     on_event: Callable[[Event], None] | None = None,
     annotations: str | Path | None = None,
     alarms: AlarmConfig | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> dict:
     """Stream a record through a StreamingMonitor; returns the summary (events included).
 
-    `alarms`: the alarm thresholds (defaults: `AlarmConfig()`)."""
+    `alarms`: the alarm thresholds (defaults: `AlarmConfig()`). `on_note` gets, before the first
+    event, why the monitor makes no decisions where it makes none."""
     if plot is not None and Path(plot).exists() and not force:
         raise InputError(f"{plot}: exists (use --force to replace it)")
     if plot is not None and not Path(plot).parent.is_dir():
@@ -80,6 +82,8 @@ def replay(
         monitor = StreamingMonitor(engine, record.fs, leads, hop_s=hop_s, alarms=alarms)
     except ValueError as exc:
         raise InputError(f"{record.path}: {exc}") from None
+    if monitor.thresholds_note and on_note:
+        on_note(f"{record.path}: {monitor.thresholds_note}")
     samples = record.signal[record.lead_mask].T
     events: list[Event] = []
     t0 = time.monotonic()
@@ -91,12 +95,16 @@ def replay(
             events.append(event)
             if on_event:
                 on_event(event)
-    summary = summarize(record, events, time.monotonic() - t0, speed, precision)
+    last_beats = monitor.finish()
+    summary = summarize(record, events, last_beats, time.monotonic() - t0, speed, precision)
+    summary["thresholds"] = monitor.lead_set
+    if monitor.thresholds_note:
+        summary["note"] = monitor.thresholds_note
     if qrs is not None:
-        write_annotations(qrs, record.fs, events, monitor.alarms.config.clear_s)
+        write_annotations(qrs, record.fs, events, last_beats, monitor.alarms.config.clear_s)
         summary["annotations"] = str(qrs)
     if plot is not None:
-        plot_replay(record, events, hop_s, plot)
+        plot_replay(record, events, last_beats, hop_s, plot)
         summary["plot"] = str(plot)
     return summary
 
@@ -118,11 +126,15 @@ def alarm_episodes(events: list[Event]) -> list[dict]:
     return episodes
 
 
-def write_annotations(path: Path, fs: float, events: list[Event], clear_s: float) -> None:
-    """`path` (DIR/<record>.qrs): beats and rhythm changes, written with wfdb.wrann."""
+def write_annotations(
+    path: Path, fs: float, events: list[Event], last_beats: tuple[float, ...], clear_s: float
+) -> None:
+    """`path` (DIR/<record>.qrs): beats (the events' and those final at the stream's end) and
+    rhythm changes, written with wfdb.wrann."""
     import wfdb
 
-    marks = [(int(round(b * fs)), "N", "") for e in events for b in e.beats]
+    beats = [*(b for e in events for b in e.beats), *last_beats]
+    marks = [(int(round(b * fs)), "N", "") for b in beats]
     if marks:
         marks.append((marks[0][0], "+", "(N"))
     end = int(round(events[-1].t * fs)) - 1 if events else 0
@@ -143,7 +155,12 @@ def write_annotations(path: Path, fs: float, events: list[Event], clear_s: float
 
 
 def summarize(
-    record: Record, events: list[Event], wall_s: float, speed: float | None, precision: str
+    record: Record,
+    events: list[Event],
+    last_beats: tuple[float, ...],
+    wall_s: float,
+    speed: float | None,
+    precision: str,
 ) -> dict:
     analysed = [e for e in events if e.analysed]
     latency = np.array([e.latency_ms for e in events]) if events else np.zeros(1)
@@ -153,6 +170,7 @@ def summarize(
             if flag != "ok":
                 flags.setdefault(lead, Counter())[flag] += 1
     classes = list(analysed[0].probabilities) if analysed else []
+    decided = [e for e in analysed if e.decisions is not None]
     hr = np.array([e.hr_bpm for e in events if e.hr_bpm is not None])
     return {
         "record": str(record.path),
@@ -166,13 +184,14 @@ def summarize(
         "analysed": len(analysed),
         "no_analysis": dict(Counter(e.reason.split(":")[0] for e in events if not e.analysed)),
         "positive_share": {
-            c: round(float(np.mean([e.decisions[c] for e in analysed])), 4) for c in classes
+            c: round(float(np.mean([e.decisions[c] for e in decided])), 4)
+            for c in (classes if decided else [])
         },
         "mean_probability": {
             c: round(float(np.mean([e.probabilities[c] for e in analysed])), 4) for c in classes
         },
         "lead_flags": {lead: dict(c) for lead, c in flags.items()},
-        "beats": int(sum(len(e.beats) for e in events)),
+        "beats": int(sum(len(e.beats) for e in events) + len(last_beats)),
         "hr_bpm": {
             "hops": int(len(hr)),
             **(
@@ -198,7 +217,9 @@ def event_line(e: Event) -> str:
     """One live line: time, the top classes (* at or above threshold), lead quality, latency."""
     if e.analysed:
         top = sorted(e.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        what = "  ".join(f"{c} {p:.2f}{'*' if e.decisions[c] else ' '}" for c, p in top)
+        what = "  ".join(
+            f"{c} {p:.2f}{'*' if e.decisions and e.decisions[c] else ' '}" for c, p in top
+        )
     else:
         what = f"no analysis: {e.reason}"
     bad = [f"{lead} {flag}" for lead, flag in e.quality.items() if flag != "ok"]
@@ -228,6 +249,8 @@ def summary_lines(s: dict) -> list[str]:
         f"{s['beats']} beats; heart rate on {hr['hops']} hops"
         + (f", median {hr['median']} bpm [{hr['min']}, {hr['max']}]" if hr["hops"] else "")
     )
+    if "note" in s:
+        lines.append(s["note"])
     for a in s["alarms"]:
         lines.append(f"alarm {a['priority']} {a['name']}: onset {a['onset']} s, raised "
                      f"{a['raised']} s, until {a['last']} s ({a['reason']})")  # fmt: skip
@@ -239,7 +262,13 @@ def summary_lines(s: dict) -> list[str]:
     return lines
 
 
-def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Path) -> None:
+def plot_replay(
+    record: Record,
+    events: list[Event],
+    last_beats: tuple[float, ...],
+    hop_s: float,
+    out: str | Path,
+) -> None:
     """The ECG with lead-quality flags, the probabilities over time and no-analysis spans."""
     import matplotlib
 
@@ -257,13 +286,14 @@ def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Pa
     lo, hi = np.percentile(x, [1, 99], axis=1)
     scale = 1.5 * float(np.median(hi - lo)) or 1.0
     for i, lead in enumerate(leads):
-        ax_ecg.plot(t, x[i] - i * scale, lw=0.4, color="black")
+        trace = np.clip(x[i], -0.75 * scale, 0.75 * scale)  # an artefact stays in its band
+        ax_ecg.plot(t, trace - i * scale, lw=0.4, color="black")
         for e in events:
             flag = e.quality.get(lead, "ok")
             if flag != "ok":
                 ax_ecg.plot([e.t - hop_s, e.t], [-(i - 0.4) * scale] * 2,
                             color=FLAG_COLORS[flag], lw=3)  # fmt: skip
-    beats = np.array([b for e in events for b in e.beats])
+    beats = np.array([*(b for e in events for b in e.beats), *last_beats])
     ax_ecg.plot(beats, np.full(len(beats), 0.6 * scale), "v", color="tab:blue", ms=3)
     ax_ecg.set_yticks([-i * scale for i in range(len(leads))], leads)
     ax_ecg.set_title(
@@ -285,11 +315,12 @@ def plot_replay(record: Record, events: list[Event], hop_s: float, out: str | Pa
                     loc="left", fontsize=9)  # fmt: skip
     analysed = [e for e in events if e.analysed]
     if analysed:
+        colors = plt.get_cmap("tab20").colors  # a colour of its own for up to 20 classes
         for k, c in enumerate(analysed[0].probabilities):
-            color = f"C{k}"
+            color = colors[k % len(colors)]
             p = [e.probabilities[c] if e.analysed else np.nan for e in events]  # breaks gaps
             ax_p.plot(times, p, color=color, label=c, lw=1)
-            pos = [(e.t - hop_s, hop_s) for e in analysed if e.decisions[c]]
+            pos = [(e.t - hop_s, hop_s) for e in analysed if e.decisions and e.decisions[c]]
             ax_p.broken_barh(pos, (1.03 + 0.05 * k, 0.04), color=color)
     for e in events:
         if not e.analysed:

@@ -13,10 +13,16 @@ Bad samples (NaN, inf, values beyond 1e9, values that are not numbers) never rai
 gaps. Wrong usage (bad rate, unknown lead names, a chunk of another width) raises ValueError.
 The rate is fixed for a session: a device that changes rate starts a new monitor.
 
-Decisions use the bundle's thresholds for the monitor's lead set when the bundle carries them
-(`lead_set_thresholds`, fitted on val with the other leads masked), else its 12-lead ones. The
-AF alarm uses that lead set's AFIB alarm threshold (high sensitivity, `alarm_thresholds`) where
-the bundle has one, else the AFIB decision threshold.
+Decisions use the bundle's thresholds for the monitor's lead set: its own (12-lead) ones on a
+device with every model lead, else the lead set's (`lead_set_thresholds`, fitted on val with the
+other leads masked). A device whose leads are neither (mitdb's MLII + V5, say) gets
+probabilities but no decisions and no AF alarm (`lead_set` is None and `thresholds_note` says
+why): thresholds fitted on other leads would flag at random (on mitdb/100, 12-lead thresholds
+flagged 8 of 15 classes on every hop). The AF alarm uses the lead set's AFIB alarm threshold
+(high sensitivity, `alarm_thresholds`) where the bundle has one, else the AFIB decision
+threshold.
+
+`finish()` ends the stream: the beats still pending become final with the signal there is.
 
 The rhythm half (`beats`, `alarms`): at every hop, the buffered window's new samples and lead
 flags go to `beats.BeatDetector`, which keeps `beats.CONTEXT_S` of every lead and detects beats on
@@ -51,7 +57,7 @@ class Event:
     quality: dict[str, str]  # device lead (canonical name) -> flag
     masked: tuple[str, ...]  # model leads fed as missing: bad or not on the device
     probabilities: dict[str, float] | None  # None: no analysis
-    decisions: dict[str, bool] | None  # probability >= the threshold for the monitor's leads
+    decisions: dict[str, bool] | None  # p >= threshold; None: no analysis, or no thresholds
     reason: str | None  # why there is no analysis
     latency_ms: float  # time spent on this hop (quality, beats, preprocessing, inference, alarms)
     hr_bpm: float | None = None  # None: not enough analysable signal (see beats)
@@ -110,10 +116,19 @@ class StreamingMonitor:
         self.lead_set, self.thresholds, alarm_at = _thresholds(
             bundle, self.leads, engine.thresholds
         )
+        self.thresholds_note = None
+        if self.lead_set is None:
+            fitted = ["all model leads", *bundle.manifest.get("lead_set_thresholds", {})]
+            self.thresholds_note = (
+                f"no decisions and no AF alarm: the bundle has no thresholds fitted for leads "
+                f"{'+'.join(self.leads)} (fitted: {'; '.join(fitted)})"
+            )
         self.beats = BeatDetector(self.fs, self.leads)
         afib = list(engine.classes).index("AFIB") if "AFIB" in engine.classes else None
         self._afib = afib
-        self.alarms = AlarmManager(alarms, None if afib is None else float(alarm_at[afib]))
+        self.alarms = AlarmManager(
+            alarms, None if afib is None or alarm_at is None else float(alarm_at[afib])
+        )
         if self.alarms.config.af_window_s > HISTORY_S:
             raise ValueError(
                 f"af_window_s {self.alarms.config.af_window_s:g} is longer than the "
@@ -124,6 +139,7 @@ class StreamingMonitor:
         self._pos = 0  # next write position in the ring
         self.samples = 0  # samples received (dropped ones included)
         self._since_hop = 0
+        self.finished = False
 
     def push(self, chunk, start: int | None = None) -> list[Event]:
         """Add `(n_samples, n_leads)` samples; returns the events of the hops they complete.
@@ -132,6 +148,8 @@ class StreamingMonitor:
         counter): samples skipped since the last chunk are dropped samples (gaps), samples
         already received are ignored.
         """
+        if self.finished:
+            raise ValueError("the stream has ended (finish was called)")
         x, bad = self._samples(chunk)
         if start is not None:
             if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
@@ -142,6 +160,22 @@ class StreamingMonitor:
             missing = 0
         events = self._feed(missing, None, None)
         return events + self._feed(len(x), x, bad)
+
+    def finish(self) -> tuple[float, ...]:
+        """End the stream: the beats still waiting to become final (the last `beats.DELAY_S`
+        and the samples since the last hop), decided now with the signal there is, in stream
+        seconds. Events carry no beat after them; the monitor takes no more samples."""
+        if self.finished:
+            raise ValueError("the stream has already ended")
+        self.finished = True
+        have = min(self.samples, self.span)
+        if have == 0:
+            return ()
+        x, bad = self.window()
+        x, flags = quality.assess(x[:, -have:], bad[:, -have:], self.fs)
+        good = [i for i, flag in enumerate(flags) if flag == "ok"]
+        last = self.beats.update(x, good, self.samples, last=True)
+        return tuple(round(b / self.fs, 4) for b in last)
 
     def _samples(self, chunk) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's model columns as float64 plus a mask of invalid samples."""
@@ -219,9 +253,11 @@ class StreamingMonitor:
             if np.isfinite(p).all():
                 classes = self.engine.classes
                 probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
-                decisions = {
-                    c: bool(v >= th) for c, v, th in zip(classes, p, self.thresholds, strict=True)
-                }
+                if self.thresholds is not None:
+                    decisions = {
+                        c: bool(v >= th)
+                        for c, v, th in zip(classes, p, self.thresholds, strict=True)
+                    }
             else:
                 reason = "model output is not finite"
         t = self.samples / self.fs
@@ -257,12 +293,15 @@ class StreamingMonitor:
 
 
 def _thresholds(bundle, leads: tuple[str, ...], default: np.ndarray):
-    """(lead-set name, decision thresholds, alarm thresholds): the bundle's for exactly these
-    model leads, else its own (and its decision thresholds where it has no alarm ones)."""
+    """(lead-set name, decision thresholds, alarm thresholds) for exactly these model leads:
+    the lead set's where the bundle has it (its decision thresholds where it has no alarm ones),
+    else the bundle's own for every model lead, else (None, None, None)."""
     key = ",".join(lead for lead in bundle.lead_order if lead in leads)
     by_set = bundle.manifest.get("lead_set_thresholds", {})
     if key not in by_set or len(by_set[key]["thresholds"]) != len(default):
-        return "bundle", default, default
+        if len(leads) == len(bundle.lead_order):
+            return "bundle", default, default
+        return None, None, None
     chosen = by_set[key]
     decision = np.asarray(chosen["thresholds"], dtype=np.float32)
     alarm = chosen.get("alarm_thresholds")

@@ -50,6 +50,34 @@ def test_clean_record_gives_beats_and_heart_rate_and_no_alarm(engine, holter, cp
     assert alarm_names(events) == set()
 
 
+def test_finish_makes_the_last_beats_final(engine, holter, cpsc2021):
+    x, fs = holter
+    monitor = StreamingMonitor(engine, fs, ["I", "II"])
+    events = [e for i in range(0, len(x), 137) for e in monitor.push(x[i : i + 137])]
+    last = monitor.finish()
+    beats = np.concatenate([*(e.beats for e in events), last])
+    ref = wfdb.rdann(str(cpsc2021 / "data_21_7"), "atr", sampto=len(x)).sample / fs
+    assert len(last) >= 5 and min(last) > max(b for e in events for b in e.beats)
+    assert len(beats) == len(ref) and np.abs(beats - ref).max() < 0.15  # to the record's end
+    with pytest.raises(ValueError, match="stream has ended"):
+        monitor.push(x[:10])
+
+
+def test_leads_without_fitted_thresholds_give_probabilities_but_no_decisions(engine, mitdb100):
+    """MLII + V5 is no lead set of the bundle: thresholds fitted on other leads would flag at
+    random, so there are no decisions and no AF alarm; beats and heart rate go on."""
+    rec = wfdb.rdrecord(str(mitdb100), sampto=20 * 360)
+    monitor = StreamingMonitor(engine, 360.0, ["MLII", "V5"])
+    events = monitor.push(rec.p_signal)
+    assert monitor.lead_set is None and monitor.alarms.af_threshold is None
+    assert "no thresholds fitted for leads II+V5" in monitor.thresholds_note
+    analysed = [e for e in events if e.analysed]
+    assert analysed and all(e.decisions is None and e.probabilities for e in analysed)
+    assert any(e.hr_bpm is not None for e in events)
+    two = StreamingMonitor(engine, 200.0, ["I", "II"])  # a fitted lead set
+    assert two.lead_set == "I,II" and two.thresholds_note is None
+
+
 def test_thresholds_are_configurable_and_alarms_carry_onset_priority_reason(engine, holter):
     x, fs = holter
     events = stream(engine, x, fs, alarms=AlarmConfig(brady_bpm=75, tachy_bpm=150))
@@ -132,5 +160,8 @@ def test_the_af_alarm_takes_the_lead_sets_alarm_threshold():
     assert alarm.tolist() == pytest.approx([0.1, 0.2])
     key, decision, alarm = _thresholds(bundle, ("I", "II", "III"), default)  # no alarm ones
     assert key == "I,II,III" and alarm.tolist() == pytest.approx([0.3, 0.3])
-    key, decision, alarm = _thresholds(bundle, ("I",), default)  # no such lead set
+    key, decision, alarm = _thresholds(bundle, ("I",), default)  # no such lead set: none
+    assert key is None and decision is None and alarm is None
+    bare = SimpleNamespace(lead_order=lead_order, manifest={})  # every model lead: the bundle's
+    key, decision, alarm = _thresholds(bare, lead_order, default)
     assert key == "bundle" and decision is default and alarm is default
