@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from bell_edge.metrics import best_f1_thresholds, evaluate_scores, weighted_auroc
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores, separable, weighted_auroc
 
 CLASSES = ("A", "B", "C", "D", "E")
 
@@ -111,6 +111,19 @@ def test_best_f1_thresholds():
     tuned = evaluate_scores(y, s, CLASSES, thresholds=cuts, bootstrap=0)
     assert tuned["per_class"]["A"]["threshold"] == pytest.approx(cuts[0])
     assert tuned["per_class"]["A"]["f1"] == pytest.approx(f1_score(y[:, 0], s[:, 0] >= cuts[0]))
+
+
+def test_a_class_the_scores_do_not_separate_gets_no_fitted_threshold():
+    # 10 positives scored like the negatives: the best F1 would flag nearly every record
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 2), dtype=int)
+    y[:10, :] = 1
+    s = rng.random((200, 2))
+    s[:10, 1] += 1.0  # class 1 separates
+    assert roc_auc_score(y[:, 0], s[:, 0]) < 0.7
+    assert separable(y, s).tolist() == [False, True]
+    cuts = best_f1_thresholds(y, s)
+    assert cuts[0] == 0.5 and 1.0 <= cuts[1] < 1.5
 
 
 def test_shape_errors():

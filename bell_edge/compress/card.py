@@ -17,7 +17,7 @@ from typing import Any
 
 from bell_edge.data import cache as data_cache
 from bell_edge.data.cache import file_sha256
-from bell_edge.metrics import MIN_THRESHOLD_POSITIVES
+from bell_edge.metrics import MAX_SEPARATION_P, MIN_THRESHOLD_POSITIVES
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import MODEL, SUBSET
 
@@ -93,7 +93,7 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         f"- Software: {', '.join(f'{k} {v}' for k, v in manifest['versions'].items())}",
         "",
         "## Intended use",
-        f"Screening aid that flags the diagnostic classes {classes} on 10-s 12-lead ECG windows "
+        f"Screening aid that flags the classes {_flagged(clf)} on 10-s 12-lead ECG windows "
         "in a bedside monitor, for clinicians. Not a diagnosis: a clinician reads every flagged "
         f"ECG. {_rhythm_use(clf.classes)} Not for children or ECGs unlike the development data "
         "below.",
@@ -108,7 +108,8 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         f"- one probability per class ({classes}); a class is flagged above its threshold "
         f"({', '.join(f'{c} {t:.3f}' for c, t in zip(clf.classes, clf.thresholds, strict=True))}"
         ", chosen for the best F1 on the validation split; a fixed 0.5 for a class with fewer "
-        f"than {MIN_THRESHOLD_POSITIVES} validation positives)",
+        f"than {MIN_THRESHOLD_POSITIVES} validation positives or whose scores do not separate "
+        f"it from the others there (one-sided Mann-Whitney p >= {MAX_SEPARATION_P:g}))",
         "",
         "## Model architecture",
         f"- {manifest['model_config']}",
@@ -133,7 +134,7 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
             f"{s.get('windows')} windows, index sha256 {str(s.get('index_sha256'))[:16]}..."
         )
     lines += [
-        f"- validation macro AUROC at training time: {meta.get('val_macro_auroc')}",
+        f"- validation macro AUROC at training time: {_number(meta.get('val_macro_auroc'))}",
         "",
         "## Performance",
         f"- evaluation data: the {ev['split']} split of `{ev['source']}`, {ev['records']} "
@@ -187,11 +188,46 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         (f"- INT8 calibration set: `{calib['name']}` ({calib['windows']} unlabeled windows, "
          f"{calib['method']}, sha256 {calib['sha256'][:16]}...) from {sources}")
         if calib else "- no INT8 calibration (FP32 bundle)",
-        f"- reproduce: `bell-edge export {manifest['source_checkpoint']} --out BUNDLE --int8 "
-        "--calib ... --eval ...`",
+        f"- reproduce: `{_export_command(manifest)}`",
         "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _export_command(manifest: dict) -> str:
+    """The export command that makes this bundle again (with the calibration manifest's name
+    where several folders were calibrated on)."""
+    command = f"bell-edge export {manifest['source_checkpoint']} --out BUNDLE"
+    calib = manifest.get("calibration")
+    if calib:
+        roots = [s.get("root") for s in calib.get("sources") or []]
+        source = roots[0] if len(roots) == 1 else f"{calib['name']}.json"
+        evaluation = manifest["data"]["evaluation"]["source"]
+        command += f" --int8 --calib {source} --eval {evaluation} --method {calib['method']}"
+    if "tensorrt-plan" in manifest.get("models", {}):
+        command += " --engine tensorrt"
+    if manifest.get("litert"):
+        command += " --litert"
+    return command
+
+
+def _flagged(clf) -> str:
+    """The classes with a threshold fitted on validation data, and those without, named as
+    not validated (checkpoints from before the field say nothing of it)."""
+    fitted = clf.meta.get("fitted_classes")
+    if fitted is None:
+        return ", ".join(clf.classes)
+    others = [c for c in clf.classes if c not in fitted]
+    text = ", ".join(fitted) or "(none)"
+    if others:
+        text += (f" (validated: a threshold fitted on the validation split); {', '.join(others)} "
+                 "are not validated there and are reported as probabilities for research use "
+                 "only")  # fmt: skip
+    return text
 
 
 def _rhythm_use(classes) -> str:

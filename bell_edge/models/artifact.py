@@ -65,6 +65,7 @@ def load_classifier(path: str | Path) -> Classifier:
             **{k: state[k] for k in ("init", "label_fraction", "mode", "val_macro_auroc")},
             "tasks": state.get("tasks", []),
             "lead_set_thresholds": state.get("lead_set_thresholds", {}),
+            "fitted_classes": state.get("fitted_classes"),  # None: saved before the field
         },
     )
 

@@ -26,7 +26,7 @@ from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
 from bell_edge.files import appending, staged_file, write_json, write_text
-from bell_edge.metrics import best_f1_thresholds, evaluate_scores
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores, separable
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
     CLASSIFIER_FORMAT,
@@ -144,6 +144,11 @@ def finetune(
             "preprocess": config_dict(cfg.preprocess),
             "classes": list(cache.classes),
             "thresholds": thresholds.tolist(),
+            "fitted_classes": [
+                c
+                for c, ok in zip(cache.classes, separable(val_labels, val_scores), strict=True)
+                if ok
+            ],
             "init": str(init) if init else "scratch",
             "init_method": init_method,
             "label_fraction": cfg.label_fraction,
@@ -211,22 +216,28 @@ class _Trainer:
         cfg, started = self.cfg, time.perf_counter()
         best = {"auroc": -1.0, "epoch": 0, "state": None}
         stale, epoch = 0, 0
-        bar = tqdm(range(1, cfg.epochs + 1), desc=f"finetune {cfg.mode}", unit="epoch",
+        bar = tqdm(total=cfg.epochs, desc=f"finetune {cfg.mode}", unit="epoch",
                    disable=not progress)  # fmt: skip
-        for epoch in bar:
+        for epoch in range(1, cfg.epochs + 1):
             train_loss = self.train_epoch(epoch)
             auroc = self.val_auroc()
             row = {"phase": cfg.mode, "epoch": epoch, "train_loss": train_loss,
                    "val_macro_auroc": auroc}  # fmt: skip
             log.write(json.dumps(row) + "\n")
-            bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}")
             if auroc > best["auroc"]:
                 best = {"auroc": auroc, "epoch": epoch, "state": self.state()}
                 stale = 0
             else:
                 stale += 1
-                if stale >= cfg.patience:
-                    break
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}",
+                            best=f"{best['auroc']:.4f} (epoch {best['epoch']})")  # fmt: skip
+            bar.update()  # after the postfix, so the count and the figures are one epoch's
+            if stale >= cfg.patience:
+                bar.set_description(
+                    f"finetune {cfg.mode} (stopped early: no gain in {stale} epochs)"
+                )
+                break
+        bar.close()
         best["epochs_run"] = epoch
         best["seconds"] = round(time.perf_counter() - started, 2)
         return best

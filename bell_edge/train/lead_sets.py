@@ -5,9 +5,10 @@ refits them on the val split with every lead outside the set masked (zeroed, mas
 runtime feeds a lead the device lacks). `drop_leads` trains one model for all of them.
 
 Each lead set also carries alarm thresholds: per class, the score that a share `ALARM_FPR` of
-the val records without the class exceed. A decision threshold (best F1) suits a screening flag
-on its own; an alarm that needs the model *and* a second, independent test (the AF alarm: RR
-irregularity) wants the model at high sensitivity and takes its specificity from both.
+the val records without the class exceed, or the decision threshold where that is lower. A
+decision threshold (best F1) suits a screening flag on its own; an alarm that needs the model
+*and* a second, independent test (the AF alarm: RR irregularity) wants the model at high
+sensitivity and takes its specificity from both, so it is never less sensitive than the flag.
 """
 
 from __future__ import annotations
@@ -64,15 +65,15 @@ def kept_leads(mask: torch.Tensor, share: float, g: torch.Generator) -> torch.Te
     return keep.to(mask.device) & mask.bool()
 
 
-def alarm_thresholds(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def alarm_thresholds(y: np.ndarray, scores: np.ndarray, decision: np.ndarray) -> np.ndarray:
     """Per class, the score exceeded by ALARM_FPR of the records without it (1.0 when all have
-    it)."""
+    it), or the `decision` threshold where that is lower."""
     out = np.ones(y.shape[1])
     for c in range(y.shape[1]):
         negatives = scores[y[:, c] == 0, c]
         if len(negatives):
             out[c] = np.quantile(negatives, 1 - ALARM_FPR)
-    return out
+    return np.minimum(out, decision)
 
 
 def lead_set_thresholds(predict_fn, windows, masks, record_ids, labels, classes) -> dict:
@@ -88,7 +89,7 @@ def lead_set_thresholds(predict_fn, windows, masks, record_ids, labels, classes)
         auroc = evaluate_scores(y, scores, classes, thresholds, bootstrap=0)["macro_auroc"]
         out[name] = {
             "thresholds": thresholds.tolist(),
-            "alarm_thresholds": alarm_thresholds(y, scores).tolist(),
+            "alarm_thresholds": alarm_thresholds(y, scores, thresholds).tolist(),
             "val_macro_auroc": auroc,
         }
     return out

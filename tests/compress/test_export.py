@@ -114,6 +114,12 @@ def test_the_model_card_states_the_runs_own_data(tiny_bundle, tiny_classifier, p
     gate = bundle.manifest["metrics"]
     assert f"INT8 drop {100 * gate['macro_drop']:.2f} points" in card
     assert "95% CI" in card and "1.6k" not in card
+    # the command that makes the bundle again, whole, and which classes it validated
+    root = bundle.manifest["calibration"]["sources"][0]["root"]
+    assert (f"--int8 --calib {root} --eval {data['evaluation']['source']} --method minmax`"
+            in card and "--calib ..." not in card)  # fmt: skip
+    fitted = bundle.manifest["training"]["fitted_classes"]
+    assert f"flags the classes {', '.join(fitted)}" in card
     for heading in ("Device information", "Intended use", "Model inputs", "Model outputs",
                     "Development data", "Performance", "Known limitations"):  # fmt: skip
         assert f"\n## {heading}\n" in card

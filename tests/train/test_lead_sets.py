@@ -31,8 +31,19 @@ def test_alarm_thresholds_let_a_share_of_the_negatives_through():
     y[:100, 0] = 1
     y[:, 1] = 1  # no negative
     scores = rng.random((1000, 2))
-    th = alarm_thresholds(y, scores)
+    th = alarm_thresholds(y, scores, np.array([1.0, 1.0]))
     assert abs((scores[y[:, 0] == 0, 0] > th[0]).mean() - ALARM_FPR) < 0.005 and th[1] == 1.0
+
+
+def test_an_alarm_threshold_is_never_above_the_decision_threshold():
+    # a weak model: the 95th percentile of the negatives lies above the best-F1 threshold, and an
+    # alarm that adds an independent test must not be less sensitive than the decision
+    rng = np.random.default_rng(1)
+    y = (rng.random((500, 1)) < 0.1).astype(int)
+    scores = rng.random((500, 1))
+    decision = np.array([0.3])
+    assert np.quantile(scores[y[:, 0] == 0, 0], 1 - ALARM_FPR) > 0.3
+    assert alarm_thresholds(y, scores, decision)[0] == 0.3
 
 
 @pytest.mark.slow
