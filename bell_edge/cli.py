@@ -623,8 +623,10 @@ def demo(data, out, budget, tasks, as_json, force) -> None:
     for row in summary["bell_vs_scratch"]:
         group = f"{row['group']} ({len(row['classes'])})"
         click.echo(f"{group:<44} {row['scratch']:>7.4f} {row['bell']:>7.4f}  {gain_text(row)}")
-    click.echo(f"{'BELL bundle (seed 0), ONNX FP32':<44} {summary['fp32_val_macro_auroc']:>8.4f}")
-    click.echo(f"{'BELL bundle (seed 0), ONNX INT8':<44} {summary['int8_val_macro_auroc']:>8.4f}")
+    scored = summary["bundle_classes_scored"]  # those with a val positive, as in the rows above
+    for precision in ("fp32", "int8"):
+        label = f"bell seed-0 bundle, ONNX {precision.upper()} ({scored})"
+        click.echo(f"{label:<44} {summary[precision + '_val_macro_auroc']:>8.4f}")
     for name, ms in summary["latency_ms_batch1"].items():
         click.echo(f"{'latency ' + name + ', batch 1, p50':<44} {ms:>8.2f} ms")
     speed = ", ".join(f"{x:.1f}x {name}" for name, x in summary["int8_speedup_vs"].items())

@@ -8,6 +8,7 @@ before anything reads it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,10 +34,18 @@ def _manifest(folder: Path) -> dict[str, Any]:
 
 
 def available(root: Path = WEIGHTS) -> list[dict[str, Any]]:
-    """The shipped encoders' manifests, by name."""
+    """The shipped encoders' manifests, by name, numbers in a name in numeric order (v2 before
+    v10), so the newest version is last."""
     if not root.is_dir():
         return []
-    return [_manifest(d) for d in sorted(root.iterdir()) if (d / MANIFEST_FILE).is_file()]
+    folders = sorted(root.iterdir(), key=_version_order)
+    return [_manifest(d) for d in folders if (d / MANIFEST_FILE).is_file()]
+
+
+def _version_order(folder: Path) -> list:
+    return [
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", folder.name)
+    ]
 
 
 def verified_path(name: str, root: Path = WEIGHTS) -> Path:

@@ -105,3 +105,11 @@ def test_every_shipped_encoder_verifies_and_loads_strictly():
         model_cfg, _, encoder, method = load_encoder(path)
         assert method == m["method"]
         ECGClassifier(model_cfg).encoder.load_state_dict(encoder, strict=True)
+
+
+def test_versions_are_listed_in_numeric_order(tmp_path):
+    """The demo starts from the last listed BELL encoder: v10 is newer than v9 and v2."""
+    for name in ("enc-v10", "enc-v2", "enc-v9"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / pretrained.MANIFEST_FILE).write_text(json.dumps({"name": name}))
+    assert [m["name"] for m in pretrained.available(tmp_path)] == ["enc-v2", "enc-v9", "enc-v10"]
