@@ -31,6 +31,13 @@ class _Group(click.Group):
         except CheckFailed as exc:
             click.echo(f"failed: {exc}", err=True)
             ctx.exit(1)
+        except OSError as exc:  # the system refused a file: read-only folder, no space, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:  # finished files are whole; a resumable job resumes
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
 
 
 TASK_HELP = (

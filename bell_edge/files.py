@@ -21,14 +21,34 @@ def _mode(full: int) -> int:
     return full & ~umask  # mkstemp/mkdtemp's 0600/0700 would stay on what is published
 
 
+def _in_folder(folder: Path, make):
+    """`make()` after creating `folder`; a system refusal (read-only, no space, a file in the
+    way) is one InputError naming the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return make()
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+
+
+def ensure_writable(folder: str | Path) -> None:
+    """Refuse a folder that cannot be written before long work is spent on what goes there."""
+    folder = Path(folder)
+    fd, name = _in_folder(folder, lambda: tempfile.mkstemp(prefix=".write-test.", dir=folder))
+    os.close(fd)
+    os.unlink(name)
+
+
 @contextlib.contextmanager
 def staged_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so writers that read it still work);
     when the block completes, it is synced to disk and renamed onto `path`. If the block raises,
     `path` is left as it was and the temporary is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, name = _in_folder(
+        path.parent,
+        lambda: tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent),
+    )
     os.close(fd)
     tmp = Path(name)
     tmp.chmod(_mode(0o666))
@@ -61,8 +81,8 @@ def appending(path: str | Path, fresh: bool = False) -> Iterator[TextIO]:
     each line is in the file once written, so a kill loses at most the line being written
     (readers of a log drop a torn last line). Logs are the only files written in place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w" if fresh else "a", buffering=1) as log:
+    log_file = _in_folder(path.parent, lambda: path.open("w" if fresh else "a", buffering=1))
+    with log_file as log:
         yield log
         os.fsync(log.fileno())
 
@@ -112,8 +132,9 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     """
     out = Path(out)
     holds_files(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(
+        _in_folder(out.parent, lambda: tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    )
     tmp.chmod(_mode(0o777))
     try:
         yield tmp

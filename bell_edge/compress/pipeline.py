@@ -104,12 +104,18 @@ def export_bundle(
         raise InputError(
             "--int8 needs --calib PATH (an unlabeled folder or a calibration manifest)"
         )
+    if calib is not None and not (Path(calib).is_dir() or Path(calib).suffix == ".json"):
+        raise InputError(f"--calib {calib}: not a folder of records or a calibration manifest")
     if eval_data is None and calib is not None and Path(calib).is_dir():
         eval_data = calib  # the calibration source's val split, when it is labeled
-    if eval_data is None:
-        raise InputError(
-            "export needs --eval PATH: a labeled folder for parity and accuracy checks"
-        )
+    if eval_data is None:  # else the data the model was fine-tuned on (its val split)
+        eval_data = (card.fine_tuning_data(Path(ckpt)) or {}).get("source")
+        if eval_data is None or not Path(eval_data).is_dir():
+            raise InputError(
+                "export needs --eval PATH: a labeled folder for parity and accuracy checks "
+                f"(the fine-tuning data of {ckpt} is not recorded or not here)"
+            )
+        step(f"checks on {eval_data}, the data {ckpt} was fine-tuned on")
     data = eval_set(Path(eval_data), clf)
 
     with tempfile.TemporaryDirectory() as tmp_dir:

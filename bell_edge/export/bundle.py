@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bell_edge.errors import InputError
-from bell_edge.files import staged_dir
+from bell_edge.files import ensure_writable, staged_dir
 from bell_edge.runtime.bundle import FORMAT_VERSION, MANIFEST, Bundle, file_hashes, read_bundle
 
 CARD = "MODEL_CARD.md"
@@ -17,6 +17,7 @@ CARD = "MODEL_CARD.md"
 def check_target(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise InputError(f"{out}: exists (use --force to replace it)")
+    ensure_writable(out.parent)  # before the export's work, not after it
 
 
 def write_bundle(

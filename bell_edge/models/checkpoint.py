@@ -4,6 +4,7 @@ weights_only."""
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,22 +23,33 @@ def save(obj: dict[str, Any], path: str | Path) -> None:
 
 # What torch.load raises for a file that is not a torch checkpoint: UnpicklingError (weights_only
 # refused a global; random bytes), RuntimeError and OSError (a torn zip archive), EOFError
-# (empty), KeyError and UnicodeDecodeError (text), zipfile.BadZipFile, ValueError. Anything else
-# is not about the file and propagates.
+# (empty), KeyError, IndexError and UnicodeDecodeError (text), zipfile.BadZipFile, ValueError.
+# Anything else is not about the file and propagates.
 _NOT_A_CHECKPOINT = (
-    pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, UnicodeDecodeError,
-    zipfile.BadZipFile, ValueError,
+    pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, IndexError,
+    UnicodeDecodeError, zipfile.BadZipFile, ValueError,
 )  # fmt: skip
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`: no code from the file ever runs."""
+    """Load with `weights_only=True`: no code from the file ever runs. Anything but a dict of
+    tensors and plain values is refused with a one-line InputError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns of the pickle protocol before refusing
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except _NOT_A_CHECKPOINT as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise InputError(f"{path}: not a readable bell-edge checkpoint ({first[:120]})") from None
+        why = (
+            "it holds Python objects, which weights-only loading refuses unread"
+            if "Weights only load failed" in str(exc)
+            else f"{type(exc).__name__} while reading it"
+        )
+        raise InputError(f"{path}: not a readable bell-edge checkpoint ({why})") from None
+    if not isinstance(state, dict):
+        raise InputError(
+            f"{path}: not a bell-edge checkpoint (a {type(state).__name__}, not a dict)"
+        )
+    return state

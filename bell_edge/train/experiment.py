@@ -116,6 +116,31 @@ def init_source(init: str | Path) -> Path:
     return path
 
 
+def grid_data(
+    data: Path,
+    fractions: tuple[float, ...],
+    ft_cfg: FinetuneConfig,
+    folds: tuple[int, ...] | None,
+    progress: bool,
+):
+    """The labeled cache and each fold's held-out records (`{None: None}` without folds), once
+    the fractions, the tasks and the folds are known to fit the data: callers check before they
+    spend time pretraining."""
+    if bad := [f for f in fractions if not 0 < f <= 1]:
+        raise InputError(f"--fractions: {bad[0]:g} is not a label fraction in (0, 1]")
+    cache = data_cache.load(data, ft_cfg.preprocess, progress=progress, tasks=ft_cfg.tasks)
+    if not cache.classes or (folds is None and len(cache.rows("val")) == 0):
+        raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
+    holdouts: dict[int | None, list[str] | None] = {None: None}
+    if folds is not None:
+        by_fold = record_folds(data)
+        if missing := sorted(set(folds) - set(by_fold.values())):
+            have = ", ".join(map(str, sorted(set(by_fold.values()))))
+            raise InputError(f"--kfold: {data} has no strat_fold {missing[0]} (it has {have})")
+        holdouts = {k: sorted(r for r, f in by_fold.items() if f == k) for k in folds}
+    return cache, holdouts
+
+
 def run_grid(
     data: Path,
     out: Path,
@@ -132,13 +157,7 @@ def run_grid(
 ) -> list[dict]:
     """Fine-tune every init on the same subsets; one result row per run. `recipes` gives an
     init its own fine-tuning config (default `ft_cfg`)."""
-    cache = data_cache.load(data, ft_cfg.preprocess, progress=progress, tasks=ft_cfg.tasks)
-    if not cache.classes or (folds is None and len(cache.rows("val")) == 0):
-        raise InputError(f"{data}: the experiment needs a labeled folder with a val split")
-    holdouts: dict[int | None, list[str] | None] = {None: None}
-    if folds is not None:
-        by_fold = record_folds(data)
-        holdouts = {k: sorted(r for r, f in by_fold.items() if f == k) for k in folds}
+    cache, holdouts = grid_data(data, fractions, ft_cfg, folds, progress)
     init_keys = {
         name: file_sha256(encoder_source(path)) if path else SCRATCH for name, path in inits.items()
     }
@@ -315,6 +334,7 @@ def label_efficiency(
     names = [*encoders, *methods, SCRATCH]
     if unknown := sorted(set(recipes or {}) - set(names)):
         raise InputError(f"--recipe {', '.join(unknown)}: no such init (inits: {', '.join(names)})")
+    grid_data(Path(data), fractions, ft_cfg, folds, progress)  # before any pretraining
     claim_folder(out, force)
     folders = [Path(p) for p in (pretrain_data or [data])]
     for method in methods:
@@ -366,6 +386,11 @@ def data_curve(
     is claimed as in `label_efficiency`.
     """
     plan, out, log = BUDGETS[budget], Path(out), []
+    if bad := [f for f in corpus_fractions if not 0 < f <= 1]:
+        raise InputError(f"--corpus-fractions: {bad[0]:g} is not a share in (0, 1]")
+    for share, path in (ready or {}).items():
+        if not Path(path).exists() and not (pretrained.WEIGHTS / str(path)).is_dir():
+            raise InputError(f"--ready {share:g}={path}: no such run, encoder or shipped name")
     ready = {share: init_source(path) for share, path in (ready or {}).items()}
     if stray := sorted(set(ready) - set(corpus_fractions)):
         raise InputError(f"--ready {stray[0]:g}: not one of the corpus fractions")

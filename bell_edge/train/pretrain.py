@@ -20,7 +20,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -188,7 +190,8 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     last: dict[str, float] = {}
     started = time.perf_counter()
     journal = appending(out / METRICS) if runtime.is_main else contextlib.nullcontext()
-    with bar, journal as log:
+    deferred = _interrupt_between_steps() if not runtime.distributed else contextlib.nullcontext([])
+    with bar, journal as log, deferred as interrupted:
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
             batches = epoch_batches(len(dataset), epoch, cfg, runtime)[offset:]
@@ -210,8 +213,10 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
                     log.write(json.dumps({"step": step, "epoch": epoch, **last}) + "\n")
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}")
-                if step % cfg.checkpoint_every == 0 or step == total:
+                if step % cfg.checkpoint_every == 0 or step == total or interrupted:
                     _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset)
+                if interrupted:  # saved at this step: --resume goes on from it
+                    raise KeyboardInterrupt
     summary = {
         "method": cfg.method,
         "steps": step,
@@ -321,6 +326,22 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return flat
 
 
+@contextlib.contextmanager
+def _interrupt_between_steps():
+    """Ctrl-C (SIGINT) during training takes effect at the end of the step it falls in, where a
+    checkpoint is saved first, so an interrupted run resumes exactly (a kill still loses the
+    steps since the last checkpoint). Yields a list that is non-empty once interrupted."""
+    hit: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: hit.append(True))
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset: Corpus) -> None:
     if not runtime.is_main:
         return
@@ -399,9 +420,17 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def encoder_source(path: Path) -> Path:
-    """The file an init reads: a run's `encoder.pt`, else its `checkpoint.pt`, or the file."""
+    """The file an init reads: a run's `encoder.pt`, else its `checkpoint.pt`, or the file. A run
+    folder without `summary.json` has stopped before its end (its encoder is the last
+    checkpoint's) and is refused; naming its `encoder.pt` takes that encoder as it is."""
     if not path.is_dir():
         return path
+    if (path / CHECKPOINT).is_file() and not (path / "summary.json").is_file():
+        raise InputError(
+            f"{path}: an unfinished pretraining run (no summary.json); finish it with "
+            f"`bell-edge pretrain ... --out {path} --resume`, or pass {path / ENCODER} to take "
+            "its last checkpoint's encoder as it is"
+        )
     return path / ENCODER if (path / ENCODER).is_file() else path / CHECKPOINT
 
 

@@ -146,3 +146,22 @@ def test_the_model_card_states_rhythm_use_and_a_litert_model(tiny_bundle, tiny_c
     assert "1,341,600 bytes" in card
     assert "macro AUROC 0.9123, drop 0.12 points (gate passed)" in card
     assert "44,760 bytes of activations" in card
+
+
+def test_an_unwritable_destination_is_refused_before_the_work(tiny_classifier, tmp_path):
+    (tmp_path / "afile").write_text("")  # a file where the bundle's folder would go
+    result = run("export", tiny_classifier, "--out", tmp_path / "afile" / "bundle")
+    assert result.exit_code == 2 and "cannot write there" in result.stderr
+    assert "... export" not in result.stderr  # refused before exporting anything
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_eval_the_checks_use_the_fine_tuning_data(tiny_classifier, tmp_path):
+    source = json.loads((tiny_classifier / "subset.json").read_text())["source"]
+    result = run("export", tiny_classifier, "--out", tmp_path / "b")  # FP32, as DESIGN allows
+    assert result.exit_code == 0, result.output
+    assert f"checks on {source}, the data" in result.stderr
+    assert read_bundle(tmp_path / "b").manifest["data"]["evaluation"]["split"] == "val"
+    bad = run("export", tiny_classifier, "--out", tmp_path / "c", "--int8", "--calib",
+              tmp_path / "missing")  # fmt: skip
+    assert bad.exit_code == 2 and "--calib" in bad.stderr and "missing" in bad.stderr

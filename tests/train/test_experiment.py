@@ -103,6 +103,10 @@ def test_kfold_holds_out_each_fold(tmp_path, tiny_config, tiny_budget):
         assert r["fold"] not in {folds[i] for i in trained}
     (gain,) = report["gains"]
     assert gain["folds"] == 2 and gain["init"] == "bell"
+    with pytest.raises(experiment.InputError, match="has no strat_fold 11 \\(it has 1, 2, "):
+        experiment.label_efficiency(release, tmp_path / "k11", (0.1,), 1, "small", pre, ft,
+                                    inits={"bell": encoder}, folds=(9, 11),
+                                    progress=False)  # fmt: skip
 
 
 def test_inits_take_shipped_names_and_refuse_unknown_ones(tmp_path, ptbxl_cache):
@@ -177,6 +181,31 @@ def test_bad_inits_are_refused_before_any_work(tmp_path, ptbxl_cache):
                                        str(ptbxl_cache.root), "--ready", "abc=RUN"])  # fmt: skip
     assert result.exit_code == 2 and "SHARE a number" in result.stderr
     assert not (tmp_path / "curve").exists() and not (tmp_path / "c").exists()
+
+
+def test_bad_fractions_tasks_and_folds_are_refused_before_pretraining(
+    tmp_path, ptbxl_cache, monkeypatch
+):
+    from bell_edge.errors import InputError
+
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("pretrained before checking the inputs")
+
+    monkeypatch.setattr(experiment, "pretrain_stage", no_pretraining)
+    cases = {
+        "--fractions: 1.5 is not a label fraction": dict(fractions=(0.1, 1.5)),
+        "not rhythm": dict(fractions=(0.1,), tasks="rhythm"),  # a cache of other tasks
+        "--corpus-fractions: 2 is not a share": None,
+    }
+    for message, kwargs in cases.items():
+        with pytest.raises(InputError, match=message):
+            if kwargs is None:
+                experiment.data_curve(ptbxl_cache.root, tmp_path / "c", [ptbxl_cache.root],
+                                      corpus_fractions=(0.5, 2.0), progress=False)  # fmt: skip
+            else:
+                experiment.label_efficiency(ptbxl_cache.root, tmp_path / "e", seeds=1,
+                                            progress=False, **kwargs)  # fmt: skip
+    assert not (tmp_path / "e").exists() and not (tmp_path / "c").exists()
 
 
 def test_cli_budget_fine_tunes_as_the_finetune_command_does(tmp_path, tiny_config, ptbxl_cache):

@@ -17,7 +17,7 @@ from bell_edge.cli import main
 from bell_edge.config import PretrainConfig, load_toml, replace
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.train import checkpoint
-from bell_edge.train.pretrain import load_encoder, pretrain
+from bell_edge.train.pretrain import encoder_source, load_encoder, pretrain
 
 
 def _metrics(run):
@@ -161,6 +161,38 @@ def test_kill_and_resume_continues_the_same_curve(tmp_path, tiny_config, ptbxl_c
     np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
 
 
+def test_ctrl_c_saves_the_step_it_falls_in_and_resume_goes_on_exactly(
+    tmp_path, tiny_config, ptbxl_cache, monkeypatch
+):
+    from bell_edge.train import pretrain as module
+
+    steps, reference, run = 10, tmp_path / "reference", tmp_path / "run"
+    cfg = replace(load_toml(PretrainConfig, tiny_config), epochs=1)  # checkpoints every 4 steps
+    pretrain(ptbxl_cache.root, reference, cfg, progress=False, max_steps=steps)
+    train_step = module._train_step
+
+    def interrupting(*args):
+        if args[7] == 5:  # Ctrl-C in the middle of the 6th step
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step(*args)
+
+    monkeypatch.setattr(module, "_train_step", interrupting)
+    args = ["pretrain", "--data", str(ptbxl_cache.root), "--out", str(run), "--config",
+            str(tiny_config), "--epochs", "1", "--max-steps", str(steps), "--resume"]  # fmt: skip
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130 and "interrupted" in stopped.stderr, stopped.output
+    assert checkpoint.load(run / "checkpoint.pt")["step"] == 6  # not 4: the step it fell in
+    with pytest.raises(ValueError, match="an unfinished pretraining run"):  # not an init yet
+        encoder_source(run)
+    assert encoder_source(run / "encoder.pt") == run / "encoder.pt"  # unless named as it is
+    monkeypatch.setattr(module, "_train_step", train_step)
+    resumed = CliRunner().invoke(main, args)
+    assert resumed.exit_code == 0, resumed.output
+    got, want = _metrics(run), _metrics(reference)
+    assert [r["step"] for r in got] == list(range(1, steps + 1))
+    np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
+
+
 def test_online_lead_drop_trains_and_a_bad_share_is_refused(tmp_path, tiny_config, ptbxl_cache):
     cfg = replace(load_toml(PretrainConfig, tiny_config), online_lead_drop=0.5)
     summary = pretrain(ptbxl_cache.root, tmp_path / "run", cfg, progress=False, max_steps=3)
@@ -190,6 +222,7 @@ def _broken_files(tmp_path):
         "random.pt": np.random.default_rng(0).bytes(2000),
         "torn.pt": good[: len(good) // 2],
         "text.pt": b"not a checkpoint\n",
+        "words.pt": b"this is not a checkpoint\n",  # IndexError inside torch's unpickler
     }
 
 
@@ -201,6 +234,17 @@ def test_each_broken_file_is_one_line_naming_it(tmp_path):
         message = str(info.value)
         assert message.startswith(f"{tmp_path / name}: not a readable bell-edge checkpoint")
         assert "\n" not in message
+
+
+def test_objects_and_non_dicts_are_refused_in_one_line(tmp_path):
+    from fractions import Fraction
+
+    torch.save(Fraction(1, 3), tmp_path / "object.pt")  # a pickled Python object
+    torch.save([1, 2, 3], tmp_path / "list.pt")  # readable, but no checkpoint is a list
+    with pytest.raises(ValueError, match="weights-only loading refuses unread\\)$"):
+        checkpoint.load(tmp_path / "object.pt")
+    with pytest.raises(ValueError, match="list.pt: not a bell-edge checkpoint \\(a list"):
+        checkpoint.load(tmp_path / "list.pt")
 
 
 def test_an_error_not_about_the_file_is_not_disguised(tmp_path, monkeypatch):
