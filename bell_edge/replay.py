@@ -65,7 +65,7 @@ def replay(
         raise InputError(f"{plot}: exists (use --force to replace it)")
     if plot is not None and not Path(plot).parent.is_dir():
         raise InputError(f"{plot}: folder {Path(plot).parent} does not exist")
-    record = read_record(path)
+    record = read_record(path, keep_gaps=True)  # NaN runs reach the monitor as gaps
     qrs = None if annotations is None else Path(annotations) / f"{record.record_id}.qrs"
     if qrs is not None and qrs.exists() and not force:
         raise InputError(f"{qrs}: exists (use --force to replace it)")
@@ -282,9 +282,9 @@ def plot_replay(
         3, 1, figsize=(14, 5 + 0.5 * len(leads)), sharex=True,
         gridspec_kw={"height_ratios": [max(2, len(leads) // 2), 1.5, 2]},
     )  # fmt: skip
-    x = x - np.median(x, axis=1, keepdims=True)
-    lo, hi = np.percentile(x, [1, 99], axis=1)
-    scale = 1.5 * float(np.median(hi - lo)) or 1.0
+    x = x - np.nanmedian(x, axis=1, keepdims=True)  # NaN: gaps, drawn as breaks
+    lo, hi = np.nanpercentile(x, [1, 99], axis=1)
+    scale = 1.5 * float(np.nanmedian(hi - lo)) or 1.0
     for i, lead in enumerate(leads):
         trace = np.clip(x[i], -0.75 * scale, 0.75 * scale)  # an artefact stays in its band
         ax_ecg.plot(t, trace - i * scale, lw=0.4, color="black")

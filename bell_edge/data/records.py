@@ -138,8 +138,10 @@ def lead_mapping(header: wfdb.Record, hea: Path) -> list[tuple[int, int]]:
     return pairs
 
 
-def read_record(path: str | Path) -> Record:
-    """Read a record, check it and map it to the canonical 12 leads."""
+def read_record(path: str | Path, keep_gaps: bool = False) -> Record:
+    """Read a record, check it and map it to the canonical 12 leads. NaN runs longer than
+    MAX_GAP_SECONDS are a fault, unless `keep_gaps` keeps every NaN as it is (the monitor's
+    replay: its runtime flags a gap as a device would)."""
     path = record_path(path)
     hea = path.with_suffix(".hea")
     if not hea.is_file():
@@ -164,7 +166,10 @@ def read_record(path: str | Path) -> Record:
     signal = np.zeros((len(CANONICAL_LEADS), raw.shape[0]), dtype=np.float32)
     mask = np.zeros(len(CANONICAL_LEADS), dtype=bool)
     for column, row in mapping:
-        signal[row] = _fill_gaps(raw[:, column], fs, hea, CANONICAL_LEADS[row])
+        column_signal = raw[:, column]
+        signal[row] = (
+            column_signal if keep_gaps else _fill_gaps(column_signal, fs, hea, CANONICAL_LEADS[row])
+        )
         mask[row] = True
     return Record(
         record_id=path.name,

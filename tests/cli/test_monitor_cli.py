@@ -132,3 +132,23 @@ def test_alarm_settings_from_a_toml_file(cpsc2021, tiny_bundle, tmp_path):
         assert str(settings) in result.output
     result = run(record, "--bundle", tiny_bundle, "--alarms", tmp_path / "missing.toml")
     assert result.exit_code == 2 and "missing.toml: unreadable" in result.output
+
+
+def test_a_nan_run_in_one_lead_is_a_gap_not_a_refusal(cpsc2021, tiny_bundle, tmp_path):
+    """A record that training would refuse (2 s of NaN in lead II) replays: the monitor flags the
+    lead as a device gap and goes on with lead I."""
+    import numpy as np
+    import wfdb
+
+    rec = wfdb.rdrecord(str(cpsc2021 / "data_8_4"))
+    x = rec.p_signal.copy()
+    x[int(12 * rec.fs) : int(14 * rec.fs), 1] = np.nan
+    wfdb.wrsamp("gap", fs=rec.fs, units=rec.units, sig_name=rec.sig_name, p_signal=x,
+                fmt=["16", "16"], adc_gain=[200.0, 200.0], baseline=[0, 0],
+                write_dir=str(tmp_path))  # fmt: skip
+    result = run(tmp_path / "gap", "--bundle", tiny_bundle, "--speed", "max", "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    flags = [e["quality"]["II"] for e in rows[:-1]]
+    assert "gap" in flags[11:16] and flags[-1] == "ok"
+    assert rows[-1]["summary"]["beats"] > 30
