@@ -9,7 +9,15 @@ from typing import Any
 
 from bell_edge.errors import InputError
 from bell_edge.files import ensure_writable, staged_dir
-from bell_edge.runtime.bundle import FORMAT_VERSION, MANIFEST, Bundle, file_hashes, read_bundle
+from bell_edge.runtime.bundle import (
+    FORMAT_VERSION,
+    MANIFEST,
+    MANIFEST_SHA256,
+    Bundle,
+    file_hashes,
+    manifest_sum,
+    read_bundle,
+)
 
 CARD = "MODEL_CARD.md"
 
@@ -37,6 +45,8 @@ def write_bundle(
         (tmp / CARD).write_text(model_card)
         names = [*files, CARD]
         full = {"format_version": FORMAT_VERSION, **manifest, "files": file_hashes(tmp, names)}
-        (tmp / MANIFEST).write_text(json.dumps(full, indent=1))
+        raw = json.dumps(full, indent=1).encode()
+        (tmp / MANIFEST).write_bytes(raw)
+        (tmp / MANIFEST_SHA256).write_text(manifest_sum(raw))
         read_bundle(tmp)  # verify before it becomes visible
     return read_bundle(out)

@@ -10,6 +10,8 @@
   its format (`onnx`, `tensorrt-plan`, `tflite`), `fp32` or `int8`, and the backend it was
   made and gated for (a `bell_edge.runtime.backends` registry name).
 Other keys (metrics, versions, calibration hash, ...) pass through in `Bundle.manifest`.
+`manifest.sha256` holds the manifest's own sha256: a manifest edited by hand (a class renamed, a
+threshold moved) no longer describes what the export verified and gated, and is refused.
 A bundle is refused unless every listed file exists with its hash and every model file
 (`*.onnx`, `*.plan`, `*.tflite`) in the folder is listed, and every model names a listed file.
 Version 1 bundles (fixed model file names, no `models` table) are refused: re-export them.
@@ -30,6 +32,7 @@ from bell_edge.errors import InputError
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+MANIFEST_SHA256 = "manifest.sha256"
 MODEL_SUFFIXES = (".onnx", ".plan", ".tflite")
 MODEL_KEYS = ("file", "format", "precision", "backend")
 REQUIRED = ("format_version", "classes", "thresholds", "input_shape", "lead_order", "preprocess",
@@ -92,9 +95,11 @@ def read_bundle(path: str | Path) -> Bundle:
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path}: missing, {root} is not a bundle")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        raw = manifest_path.read_bytes()
+        manifest = json.loads(raw)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{manifest_path}: unreadable ({exc})") from None
+    _check_manifest_sum(root, raw)
     if not isinstance(manifest, dict):
         raise BundleError(f"{manifest_path}: not a JSON object")
     version = manifest.get("format_version")
@@ -129,6 +134,24 @@ def read_bundle(path: str | Path) -> Bundle:
     )  # fmt: skip
 
 
+def manifest_sum(raw: bytes) -> str:
+    """The content of `manifest.sha256` for a manifest's bytes."""
+    return f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST}\n"
+
+
+def _check_manifest_sum(root: Path, raw: bytes) -> None:
+    path = root / MANIFEST_SHA256
+    try:
+        recorded = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        raise BundleError(f"{path}: missing or unreadable (re-export the bundle)") from None
+    if recorded != manifest_sum(raw):
+        raise BundleError(
+            f"{root / MANIFEST}: sha256 does not match {MANIFEST_SHA256} (edited or corrupted; "
+            "re-export the bundle)"
+        )
+
+
 def _models(manifest_path: Path, table: object, files: dict[str, Path]) -> dict[str, Model]:
     """The `models` table, every entry complete and naming a listed file."""
     if not isinstance(table, dict) or not table:
@@ -158,7 +181,8 @@ def _verified_files(root: Path, listed: object) -> dict[str, Path]:
     files = {}
     for name, digest in listed.items():
         parts = PurePosixPath(name).parts
-        if not parts or PurePosixPath(name).is_absolute() or ".." in parts or name == MANIFEST:
+        if (not parts or PurePosixPath(name).is_absolute() or ".." in parts
+                or name in (MANIFEST, MANIFEST_SHA256)):  # fmt: skip
             raise BundleError(f"{manifest_path}: file name {name!r} is not inside the bundle")
         file = root / name
         if not file.is_file():

@@ -15,8 +15,10 @@ from bell_edge.errors import InputError
 from bell_edge.runtime.bundle import (
     FORMAT_VERSION,
     MANIFEST,
+    MANIFEST_SHA256,
     BundleError,
     file_hashes,
+    manifest_sum,
     read_bundle,
     sha256_file,
 )
@@ -42,7 +44,9 @@ def _write_manifest(root: Path, **overrides) -> None:
         "metrics": {"macro_auc": 0.9},
         **overrides,
     }
-    (root / MANIFEST).write_text(json.dumps(manifest))
+    raw = json.dumps(manifest).encode()
+    (root / MANIFEST).write_bytes(raw)
+    (root / MANIFEST_SHA256).write_text(manifest_sum(raw))
 
 
 @pytest.fixture()
@@ -80,6 +84,16 @@ def test_refuses_a_tampered_file(bundle) -> None:
     data[17] ^= 0xFF
     (bundle / "model.onnx").write_bytes(bytes(data))
     _refused(bundle, r"model\.onnx: sha256 does not match manifest\.json")
+
+
+def test_refuses_a_manifest_edited_by_hand(bundle) -> None:
+    text = (bundle / MANIFEST).read_text()
+    (bundle / MANIFEST).write_text(text.replace('"NORM"', '"NORMX"'))  # a class renamed
+    _refused(bundle, r"manifest\.json: sha256 does not match manifest\.sha256 \(edited")
+    (bundle / MANIFEST).write_text(text)
+    read_bundle(bundle)
+    (bundle / MANIFEST_SHA256).unlink()
+    _refused(bundle, r"manifest\.sha256: missing or unreadable \(re-export")
 
 
 def test_refuses_a_missing_file(bundle) -> None:
