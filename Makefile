@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned: a bare `torch` would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
+	# torch first, pinned: a bare `torch` would pull a multi-GB CUDA build. Our machines keep
+	# the CPU wheel on disk (PIP_FIND_LINKS); elsewhere PyPI's 2.13.0 is a CUDA build, so pass
+	# TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" for the CPU one.
+	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
