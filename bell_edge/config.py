@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import types
 import typing
@@ -85,6 +86,23 @@ class AugmentConfig:
     per_lead: bool = True  # draw parameters per lead (True) or per record (False)
 
 
+def _check_numbers(cfg: Any, rules: dict[str, tuple[Any, str]]) -> None:
+    """One ConfigError naming the first setting outside its range (`rules`: name -> (test,
+    the range in words)), so a bad value never reaches the training loop."""
+    for name, (ok, text) in rules.items():
+        value = getattr(cfg, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not ok(value):
+            raise ConfigError(f"{name} = {value!r}: must be {text}")
+
+
+POSITIVE = (lambda v: v > 0, "positive")
+AT_LEAST_ONE = (lambda v: v >= 1, "at least 1")
+NOT_NEGATIVE = (lambda v: v >= 0, "0 or more")
+SHARE = (lambda v: 0 < v <= 1, "in (0, 1]")
+PROBABILITY = (lambda v: 0 <= v < 1, "in [0, 1)")
+
+
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
     method: str = "bell"  # bell | byol
@@ -121,6 +139,16 @@ class PretrainConfig:
     augment: AugmentConfig = AugmentConfig(crop_min=0.9)  # stretch <= 11%: keeps QRS/QT durations
     preprocess: PreprocessConfig = PreprocessConfig()
 
+    def __post_init__(self):
+        _check_numbers(self, {
+            "gamma": ((lambda v: 0 <= v <= 1), "in [0, 1]"), "epochs": AT_LEAST_ONE,
+            "batch_size": AT_LEAST_ONE, "lr": POSITIVE, "weight_decay": NOT_NEGATIVE,
+            "warmup_epochs": NOT_NEGATIVE, "grad_clip": POSITIVE,
+            "momentum_base": ((lambda v: 0 < v < 1), "in (0, 1)"),
+            "target_travel": NOT_NEGATIVE, "data_fraction": SHARE,
+            "checkpoint_every": AT_LEAST_ONE,
+        })  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
@@ -151,6 +179,16 @@ class FinetuneConfig:
         crop_min=0.9, timeout_max=0.0, noise_std=0.02, scale_range=(0.9, 1.1), wander_amp=0.05
     )
     preprocess: PreprocessConfig = PreprocessConfig()
+
+    def __post_init__(self):
+        if self.mode not in ("linear", "full"):
+            raise ConfigError(f"mode = {self.mode!r}: must be linear or full")
+        _check_numbers(self, {
+            "label_fraction": SHARE, "epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE,
+            "lr": POSITIVE, "encoder_lr_scale": NOT_NEGATIVE, "probe_epochs": NOT_NEGATIVE,
+            "weight_decay": NOT_NEGATIVE, "l2sp": NOT_NEGATIVE, "layer_lr_decay": SHARE,
+            "patience": AT_LEAST_ONE, "lead_dropout": PROBABILITY,
+        })  # fmt: skip
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

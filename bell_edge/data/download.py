@@ -8,13 +8,14 @@ Range request. Offline, the first request fails at once with a one-line message.
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from bell_edge.data.cache import file_sha256
-from bell_edge.errors import CheckFailed
+from bell_edge.errors import CheckFailed, InputError
 from bell_edge.files import resumable
 
 PTBXL_URL = "https://physionet.org/files/ptb-xl/1.0.3/"
@@ -92,7 +93,12 @@ def download(
     """Fetch the release into `out`; returns counts of files downloaded and already verified."""
     if rate not in RATES:
         raise ValueError(f"rate must be one of {', '.join(RATES)}, got {rate!r}")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https", "file"):
+        raise InputError(f"--mirror {base_url}: not an http(s) or file URL")
+    base_url = base_url.rstrip("/") + "/"  # a mirror given without its trailing slash
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with urllib.request.urlopen(base_url + SUMS, timeout=TIMEOUT_S) as response:

@@ -25,6 +25,9 @@ MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
 def check_run_dir(out: Path, force: bool) -> None:
     """A run directory may be written: absent, empty, or `force`; else one-line InputError."""
     if holds_files(out) and not force:
+        if (out / CONFIG).is_file() and not (out / MODEL).is_file():
+            raise InputError(f"{out}: a run that stopped before its end, without {MODEL} "
+                             "(use --force to start it again)")  # fmt: skip
         raise InputError(f"{out}: exists and is not empty (use --force to replace)")
 
 

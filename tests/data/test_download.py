@@ -107,6 +107,19 @@ def test_offline_fails_at_once_with_one_line(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_bad_mirror_or_out_is_one_line_and_a_mirror_needs_no_trailing_slash(release, tmp_path):
+    root, url, files = release
+    args = ["data", "download", "ptbxl", "--out"]
+    bad = CliRunner().invoke(main, [*args, str(tmp_path / "p"), "--mirror", "notaurl"])
+    assert bad.exit_code == 2 and "--mirror notaurl: not an http(s) or file URL" in bad.stderr
+    (tmp_path / "afile").write_text("")
+    on_file = CliRunner().invoke(main, [*args, str(tmp_path / "afile"), "--mirror", url])
+    assert on_file.exit_code == 2 and "afile: is a file, not a folder" in on_file.stderr
+    bare = CliRunner().invoke(main, [*args, str(tmp_path / "q"), "--mirror", url.rstrip("/")])
+    assert bare.exit_code == 0, bare.output
+    assert (tmp_path / "q" / files[1]).read_bytes() == (root / files[1]).read_bytes()
+
+
 @pytest.mark.parametrize(
     "name", ["records100/../../escaped.dat", "records100/00000/../../../escaped.dat"]
 )

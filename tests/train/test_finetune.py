@@ -91,3 +91,27 @@ def test_thresholds_round_trip_and_subset_is_reused(tmp_path, tiny_config, ptbxl
     run_finetune(ptbxl_cache.root, second, cfg, subset=first / "subset.json", progress=False)
     again = json.loads((second / "subset.json").read_text())
     assert again["record_ids"] == subset["record_ids"]
+
+
+def test_bad_settings_and_an_unfinished_run_are_one_line(tmp_path, ptbxl_cache):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    def finetune_cli(*extra):
+        args = ["finetune", "--data", ptbxl_cache.root, "--out", tmp_path / "run", "--scratch",
+                *extra]  # fmt: skip
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    for text, says in (("batch_size = -3\n", "batch_size = -3: must be at least 1"),
+                       ("label_fraction = 5.0\n", "label_fraction = 5.0: must be in (0, 1]"),
+                       ('mode = "half"\n', "mode = 'half': must be linear or full")):  # fmt: skip
+        settings = tmp_path / "ft.toml"
+        settings.write_text(text)
+        result = finetune_cli("--config", settings)
+        assert result.exit_code == 2, result.output
+        assert f"{settings}: {says}" in result.stderr and len(result.stderr.splitlines()) == 1
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.toml").write_text("")  # what an interrupted run leaves
+    result = finetune_cli()
+    assert result.exit_code == 2 and "a run that stopped before its end" in result.stderr
