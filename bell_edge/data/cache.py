@@ -186,7 +186,8 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
                 rows["start"].append(start)
                 rows["source_sha256"].append(digest)
     if n == 0:
-        raise DatasetError(f"{dataset.root}: no readable record ({len(skipped)} skipped)")
+        first = f"; the first: {skipped[0]['error']}" if skipped else ""
+        raise DatasetError(f"{dataset.root}: no readable record ({len(skipped)} skipped{first})")
     meta = {
         "version": CACHE_VERSION,
         "key": key,

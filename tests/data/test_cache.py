@@ -65,6 +65,10 @@ def test_broken_record_is_skipped_and_counted(tmp_path, cpsc2018):
     assert "truncated" in result.skipped[0]["error"]
     assert set(result.cache.record_ids) == {"A1980", "A1982"}
     assert open_cache(tmp_path / "c").meta["skipped"] == result.skipped
+    for name in ("A1980", "A1982"):  # with no readable record left, the refusal says why
+        (src / f"{name}.dat").write_bytes(b"\0" * 1000)
+    with pytest.raises(ValueError, match=r"no readable record \(3 skipped; the first: .*truncated"):
+        prepare(src, tmp_path / "d", progress=False)
 
 
 def test_long_records_give_several_windows(tmp_path, cpsc2021):
