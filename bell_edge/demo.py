@@ -114,17 +114,7 @@ def run_demo(
                                export_dir / "summary.json"),
     )  # fmt: skip
     manifest_hash = file_sha256(bundle / "manifest.json")
-    metrics = read_bundle(bundle).manifest["metrics"]
-    summary["fp32_val_macro_auroc"] = metrics["fp32"]["macro_auroc"]
-    summary["int8_val_macro_auroc"] = metrics["int8"]["macro_auroc"]
-    summary["bundle_classes_scored"] = sum(
-        m["auroc"] is not None for m in metrics["fp32"]["per_class"].values()
-    )
-    summary["bundle"] = str(bundle)
-    summary["bundle_mb"] = {
-        name: round(path.stat().st_size / 1e6, 3)
-        for name, path in read_bundle(bundle).files.items()
-    }
+    summary.update(bundle_summary(read_bundle(bundle)))
 
     bench_dir = out / "bench"
     bench_file = bench_dir / "summary.json"
@@ -282,6 +272,21 @@ def _replay_note(record: Path, bundle: Path, target: Path, plot: Path) -> str:
         f"{summary['seconds']:.0f} s record, {summary['analysed']}/{summary['hops']} hops "
         f"analysed, p99 {lat['p99']:.1f} ms per hop"
     )
+
+
+def bundle_summary(bundle) -> dict:
+    """The demo's figures of its bundle: val macro AUROC in FP32 and INT8, how many classes that
+    macro covers (those with val positives), and the file sizes."""
+    metrics = bundle.manifest["metrics"]
+    return {
+        "fp32_val_macro_auroc": metrics["fp32"]["macro_auroc"],
+        "int8_val_macro_auroc": metrics["int8"]["macro_auroc"],
+        "bundle_classes_scored": sum(c["fp32"] is not None for c in metrics["per_class"].values()),
+        "bundle": str(bundle.root),
+        "bundle_mb": {
+            name: round(path.stat().st_size / 1e6, 3) for name, path in bundle.files.items()
+        },
+    }
 
 
 def _bench_note(report: dict) -> str:

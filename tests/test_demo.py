@@ -83,3 +83,15 @@ def test_seed_comparison_pairs_each_seed_per_class_group_with_a_ci(tmp_path):
         lo, hi = row["ci95_points"]
         assert 0 < lo < row["gain_points"] < hi
         assert demo.gain_text(row).startswith(f"{row['gain_points']:+.2f} points [")
+
+
+def test_the_bundle_summary_reads_a_real_bundle(tiny_bundle):
+    from bell_edge.runtime.bundle import read_bundle
+
+    bundle = read_bundle(tiny_bundle)
+    s = demo.bundle_summary(bundle)
+    per_class = bundle.manifest["metrics"]["per_class"]
+    scored = [c for c, m in per_class.items() if m["fp32"] is not None]
+    assert s["bundle_classes_scored"] == len(scored) > 0
+    assert s["fp32_val_macro_auroc"] == bundle.manifest["metrics"]["fp32"]["macro_auroc"]
+    assert set(s["bundle_mb"]) == set(bundle.files) and s["bundle"] == str(tiny_bundle)
