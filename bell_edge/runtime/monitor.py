@@ -118,10 +118,14 @@ class StreamingMonitor:
         )
         self.thresholds_note = None
         if self.lead_set is None:
-            fitted = ["all model leads", *bundle.manifest.get("lead_set_thresholds", {})]
+            every = ",".join(bundle.lead_order)
+            fitted = {"all model leads"} | {
+                "all model leads" if key == every else key.replace(",", "+")
+                for key in bundle.manifest.get("lead_set_thresholds", {})
+            }
             self.thresholds_note = (
                 f"no decisions and no AF alarm: the bundle has no thresholds fitted for leads "
-                f"{'+'.join(self.leads)} (fitted: {'; '.join(fitted)})"
+                f"{'+'.join(self.leads)} (fitted: {', '.join(sorted(fitted))})"
             )
         self.beats = BeatDetector(self.fs, self.leads)
         afib = list(engine.classes).index("AFIB") if "AFIB" in engine.classes else None
