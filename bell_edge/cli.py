@@ -346,10 +346,11 @@ def evaluate(model, data, split, precision, bootstrap, as_json, tasks, leads) ->
 
 
 def _show_metrics(r: dict) -> None:
-    lo, hi = r.get("macro_auroc_ci") or (float("nan"), float("nan"))
+    ci = r.get("macro_auroc_ci")
+    interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else " (no CI)"
     click.echo(
         f"{r['model']} ({r['precision']}) on {r['split']}: {r['n_records']} records, "
-        f"macro AUROC {r['macro_auroc']:.4f} [{lo:.4f}, {hi:.4f}], "
+        f"macro AUROC {r['macro_auroc']:.4f}{interval}, "
         f"macro AUPRC {r['macro_auprc']:.4f}; leads {r['leads']}, "
         f"{100 * r['positive_rate']:.1f}% of decisions positive"
     )

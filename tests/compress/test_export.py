@@ -39,6 +39,9 @@ def test_evaluate_run_and_its_fp32_export_agree(tiny_classifier, tiny_bundle, pt
     int8 = json.loads(run("evaluate", tiny_bundle, "--data", ptbxl100, "--split", "val",
                           "--json", "--bootstrap", "0").stdout)  # fmt: skip
     assert int8["precision"].startswith("int8") and int8["n_records"] == 183
+    text = run("evaluate", tiny_bundle, "--data", ptbxl100, "--split", "val", "--bootstrap", "0")
+    assert f"macro AUROC {int8['macro_auroc']:.4f} (no CI)" in text.stdout
+    assert "nan" not in text.stdout
 
 
 def test_existing_bundle_needs_force(tiny_classifier, tiny_bundle, ptbxl100):
