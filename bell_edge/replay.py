@@ -95,16 +95,16 @@ def replay(
             events.append(event)
             if on_event:
                 on_event(event)
-    last_beats = monitor.finish()
-    summary = summarize(record, events, last_beats, time.monotonic() - t0, speed, precision)
+    beats = [*(b for e in events for b in e.beats), *monitor.finish()]  # the stream's end too
+    summary = summarize(record, events, beats, time.monotonic() - t0, speed, precision)
     summary["thresholds"] = monitor.lead_set
     if monitor.thresholds_note:
         summary["note"] = monitor.thresholds_note
     if qrs is not None:
-        write_annotations(qrs, record.fs, events, last_beats, monitor.alarms.config.clear_s)
+        write_annotations(qrs, record.fs, events, beats, monitor.alarms.config.clear_s)
         summary["annotations"] = str(qrs)
     if plot is not None:
-        plot_replay(record, events, last_beats, hop_s, plot)
+        plot_replay(record, events, beats, hop_s, plot)
         summary["plot"] = str(plot)
     return summary
 
@@ -127,13 +127,12 @@ def alarm_episodes(events: list[Event]) -> list[dict]:
 
 
 def write_annotations(
-    path: Path, fs: float, events: list[Event], last_beats: tuple[float, ...], clear_s: float
+    path: Path, fs: float, events: list[Event], beats: list[float], clear_s: float
 ) -> None:
-    """`path` (DIR/<record>.qrs): beats (the events' and those final at the stream's end) and
-    rhythm changes, written with wfdb.wrann."""
+    """`path` (DIR/<record>.qrs): `beats` (stream seconds) and the events' rhythm changes,
+    written with wfdb.wrann."""
     import wfdb
 
-    beats = [*(b for e in events for b in e.beats), *last_beats]
     marks = [(int(round(b * fs)), "N", "") for b in beats]
     if marks:
         marks.append((marks[0][0], "+", "(N"))
@@ -157,7 +156,7 @@ def write_annotations(
 def summarize(
     record: Record,
     events: list[Event],
-    last_beats: tuple[float, ...],
+    beats: list[float],
     wall_s: float,
     speed: float | None,
     precision: str,
@@ -191,7 +190,7 @@ def summarize(
             c: round(float(np.mean([e.probabilities[c] for e in analysed])), 4) for c in classes
         },
         "lead_flags": {lead: dict(c) for lead, c in flags.items()},
-        "beats": int(sum(len(e.beats) for e in events) + len(last_beats)),
+        "beats": len(beats),
         "hr_bpm": {
             "hops": int(len(hr)),
             **(
@@ -265,7 +264,7 @@ def summary_lines(s: dict) -> list[str]:
 def plot_replay(
     record: Record,
     events: list[Event],
-    last_beats: tuple[float, ...],
+    beats: list[float],
     hop_s: float,
     out: str | Path,
 ) -> None:
@@ -293,7 +292,6 @@ def plot_replay(
             if flag != "ok":
                 ax_ecg.plot([e.t - hop_s, e.t], [-(i - 0.4) * scale] * 2,
                             color=FLAG_COLORS[flag], lw=3)  # fmt: skip
-    beats = np.array([*(b for e in events for b in e.beats), *last_beats])
     ax_ecg.plot(beats, np.full(len(beats), 0.6 * scale), "v", color="tab:blue", ms=3)
     ax_ecg.set_yticks([-i * scale for i in range(len(leads))], leads)
     ax_ecg.set_title(

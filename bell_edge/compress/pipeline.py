@@ -108,8 +108,9 @@ def export_bundle(
         raise InputError(f"--calib {calib}: not a folder of records or a calibration manifest")
     if eval_data is None and calib is not None and Path(calib).is_dir():
         eval_data = calib  # the calibration source's val split, when it is labeled
+    fine_tuning = card.fine_tuning_data(Path(ckpt))
     if eval_data is None:  # else the data the model was fine-tuned on (its val split)
-        eval_data = (card.fine_tuning_data(Path(ckpt)) or {}).get("source")
+        eval_data = (fine_tuning or {}).get("source")
         if eval_data is None or not Path(eval_data).is_dir():
             raise InputError(
                 "export needs --eval PATH: a labeled folder for parity and accuracy checks "
@@ -204,7 +205,7 @@ def export_bundle(
             "training": {k: v for k, v in clf.meta.items() if k != "lead_set_thresholds"},
             "lead_set_thresholds": clf.meta.get("lead_set_thresholds", {}),
             "data": {
-                "fine_tuning": card.fine_tuning_data(Path(ckpt)),
+                "fine_tuning": fine_tuning,
                 "pretraining": card.pretraining_data(clf.meta.get("init")),
                 "evaluation": card.evaluation_data(Path(eval_data), clf.preprocess),
             },

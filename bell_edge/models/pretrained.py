@@ -48,13 +48,14 @@ def _version_order(folder: Path) -> list:
     ]
 
 
-def verified_path(name: str, root: Path = WEIGHTS) -> Path:
-    """The `encoder.pt` of a shipped encoder, after checking it against its manifest."""
+def verified_path(name: str, root: Path = WEIGHTS, *, flag: str = "--init") -> Path:
+    """The `encoder.pt` of a shipped encoder, after checking it against its manifest; `flag`
+    names the option that gave `name` in the error."""
     folder = root / name
     if not (folder / MANIFEST_FILE).is_file():
         known = ", ".join(m["name"] for m in available(root)) or "none"
         raise InputError(
-            f"--init {name}: not a run, a checkpoint or a shipped encoder (shipped: {known})"
+            f"{flag} {name}: not a run, a checkpoint or a shipped encoder (shipped: {known})"
         )
     manifest = _manifest(folder)
     file = folder / ENCODER_FILE
@@ -67,7 +68,7 @@ def verified_path(name: str, root: Path = WEIGHTS) -> Path:
     return file
 
 
-def resolve_init(init: str | Path, root: Path = WEIGHTS) -> Path:
+def resolve_init(init: str | Path, root: Path = WEIGHTS, *, flag: str = "--init") -> Path:
     """What `--init` names: a shipped encoder (by name, or any path inside `root`) is verified
     against its manifest first, so a local folder of the same name cannot stand in for it; any
     other existing path (a run, a checkpoint) is returned as it is."""
@@ -77,7 +78,7 @@ def resolve_init(init: str | Path, root: Path = WEIGHTS) -> Path:
         if path == weights or not path.is_relative_to(weights):
             return Path(init)
         init = path.relative_to(weights).parts[0]
-    return verified_path(str(init), root)
+    return verified_path(str(init), root, flag=flag)
 
 
 def pack(

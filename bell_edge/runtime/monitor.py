@@ -119,10 +119,8 @@ class StreamingMonitor:
         self.thresholds_note = None
         if self.lead_set is None:
             every = ",".join(bundle.lead_order)
-            fitted = {"all model leads"} | {
-                "all model leads" if key == every else key.replace(",", "+")
-                for key in bundle.manifest.get("lead_set_thresholds", {})
-            }
+            by_set = bundle.manifest.get("lead_set_thresholds", {})
+            fitted = {"all model leads", *(k.replace(",", "+") for k in by_set if k != every)}
             self.thresholds_note = (
                 f"no decisions and no AF alarm: the bundle has no thresholds fitted for leads "
                 f"{'+'.join(self.leads)} (fitted: {', '.join(sorted(fitted))})"
@@ -172,14 +170,20 @@ class StreamingMonitor:
         if self.finished:
             raise ValueError("the stream has already ended")
         self.finished = True
-        have = min(self.samples, self.span)
-        if have == 0:
+        if self.samples == 0:
             return ()
+        x, _, good = self._assessed()
+        return self._seconds(self.beats.update(x, good, self.samples, last=True))
+
+    def _assessed(self) -> tuple[np.ndarray, list[str], list[int]]:
+        """The buffered samples (up to a window), their lead flags and the good leads."""
         x, bad = self.window()
+        have = min(self.samples, self.span)
         x, flags = quality.assess(x[:, -have:], bad[:, -have:], self.fs)
-        good = [i for i, flag in enumerate(flags) if flag == "ok"]
-        last = self.beats.update(x, good, self.samples, last=True)
-        return tuple(round(b / self.fs, 4) for b in last)
+        return x, flags, [i for i, flag in enumerate(flags) if flag == "ok"]
+
+    def _seconds(self, samples: list[int]) -> tuple[float, ...]:
+        return tuple(round(b / self.fs, 4) for b in samples)
 
     def _samples(self, chunk) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's model columns as float64 plus a mask of invalid samples."""
@@ -238,10 +242,8 @@ class StreamingMonitor:
 
     def _analyse(self) -> Event:
         t0 = time.perf_counter()
-        x, bad = self.window()
-        have = min(self.samples, self.span)
-        x, flags = quality.assess(x[:, -have:], bad[:, -have:], self.fs)
-        good = [i for i, flag in enumerate(flags) if flag == "ok"]
+        x, flags, good = self._assessed()
+        have = x.shape[1]
         new_beats = self.beats.update(x, good, self.samples)
         model_leads = self.engine.bundle.lead_order
         used = {self.rows[i] for i in good}
@@ -280,7 +282,7 @@ class StreamingMonitor:
             reason=reason,
             latency_ms=1000 * (time.perf_counter() - t0),
             hr_bpm=hr,
-            beats=tuple(round(b / self.fs, 4) for b in new_beats),
+            beats=self._seconds(new_beats),
             alarms=active,
         )
 

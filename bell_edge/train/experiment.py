@@ -108,9 +108,10 @@ def pretrain_stage(
     return run
 
 
-def init_source(init: str | Path) -> Path:
-    """An `--init` (a run, an encoder file or a shipped name), checked before any work starts."""
-    path = pretrained.resolve_init(init)
+def init_source(init: str | Path, flag: str = "--init") -> Path:
+    """An `--init` (a run, an encoder file or a shipped name), checked before any work starts;
+    `flag` names the option in the error."""
+    path = pretrained.resolve_init(init, flag=flag)
     if not encoder_source(path).is_file():
         raise InputError(f"{path}: no {ENCODER} or {CHECKPOINT}; not a pretraining run")
     return path
@@ -388,10 +389,7 @@ def data_curve(
     plan, out, log = BUDGETS[budget], Path(out), []
     if bad := [f for f in corpus_fractions if not 0 < f <= 1]:
         raise InputError(f"--corpus-fractions: {bad[0]:g} is not a share in (0, 1]")
-    for share, path in (ready or {}).items():
-        if not Path(path).exists() and not (pretrained.WEIGHTS / str(path)).is_dir():
-            raise InputError(f"--ready {share:g}={path}: no such run, encoder or shipped name")
-    ready = {share: init_source(path) for share, path in (ready or {}).items()}
+    ready = {share: init_source(path, "--ready") for share, path in (ready or {}).items()}
     if stray := sorted(set(ready) - set(corpus_fractions)):
         raise InputError(f"--ready {stray[0]:g}: not one of the corpus fractions")
     claim_folder(out, force)
