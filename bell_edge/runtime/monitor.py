@@ -18,9 +18,9 @@ device with every model lead, else the lead set's (`lead_set_thresholds`, fitted
 other leads masked). A device whose leads are neither (mitdb's MLII + V5, say) gets
 probabilities but no decisions and no AF alarm (`lead_set` is None and `thresholds_note` says
 why): thresholds fitted on other leads would flag at random (on mitdb/100, 12-lead thresholds
-flagged 8 of 15 classes on every hop). The AF alarm uses the lead set's AFIB alarm threshold
-(high sensitivity, `alarm_thresholds`) where the bundle has one, else the AFIB decision
-threshold.
+flag 6 of the demo bundle's 15 classes, AFIB among them, on every hop). The AF alarm uses the
+lead set's AFIB alarm threshold (high sensitivity, `alarm_thresholds`) where the bundle has one,
+else the AFIB decision threshold.
 
 `finish()` ends the stream: the beats still pending become final with the signal there is.
 
