@@ -16,8 +16,24 @@ import click
 from bell_edge.errors import CheckFailed, InputError
 
 
+class _Command(click.Command):
+    """A command whose output folder (`--out`, `--dir`), if the command created it and then
+    failed, is not left behind empty (`files.tidied_on_failure`)."""
+
+    def invoke(self, ctx: click.Context):
+        from bell_edge.files import tidied_on_failure
+
+        folder = ctx.params.get("out") or ctx.params.get("folder")
+        if folder is None:
+            return super().invoke(ctx)
+        with tidied_on_failure(folder):
+            return super().invoke(ctx)
+
+
 class _Group(click.Group):
     """A click group that turns our error types into one-line messages and exit codes."""
+
+    command_class = _Command
 
     def invoke(self, ctx: click.Context):
         try:

@@ -77,6 +77,7 @@ def run_demo(
         time.perf_counter() - start,
         f"{len(cache)} windows {verb}, {len(prepared.skipped)} records skipped",
     )
+    _check_demo_data(data, cache)
 
     pre = pretrain_demo(cache.root, out, plan, report)
     ft_cfg = FinetuneConfig(label_fraction=0.1, epochs=plan["finetune_epochs"], tasks=tasks)
@@ -245,6 +246,20 @@ def pretrain_demo(
 
     _reported("pretrain BELL", report, pretrain_and_note)
     return run
+
+
+def _check_demo_data(data: Path, cache) -> None:
+    """Refuse, before pretraining, data the demo's fine-tuning cannot use; named as the user
+    gave it, not by its cache."""
+    if not cache.classes:
+        raise InputError(f"{data}: unlabeled; the demo fine-tunes and scores, so it needs labels")
+    train, val = len(cache.rows("train")), len(cache.rows("val"))
+    batch = PretrainConfig().batch_size
+    if train < batch or val == 0:
+        raise InputError(
+            f"{data}: {train} train and {val} val windows; the demo needs at least {batch} "
+            "train windows (one pretraining batch) and a val split"
+        )
 
 
 def long_record(data: Path) -> Path:

@@ -123,6 +123,26 @@ def claim_folder(out: str | Path, force: bool) -> None:
     write_text(out / CLAIMED, "")
 
 
+def holds_work(folder: Path) -> bool:
+    """Whether `folder` holds anything but empty folders and claim markers."""
+    return any(not p.is_dir() and p.name != CLAIMED for p in folder.rglob("*"))
+
+
+@contextlib.contextmanager
+def tidied_on_failure(out: str | Path) -> Iterator[None]:
+    """A block that writes into the folder `out`: if it raises, a folder it created and left
+    without work in it (`holds_work`) is removed again, so a failed command leaves nothing to
+    `--force` over. A folder that holds a checkpoint or a log stays, for `--resume` or a look."""
+    out = Path(out)
+    existed = out.exists() or out.is_symlink()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not holds_work(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 @contextlib.contextmanager
 def staged_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `out`; when the block completes, it replaces `out`.

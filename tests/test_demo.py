@@ -95,3 +95,20 @@ def test_the_bundle_summary_reads_a_real_bundle(tiny_bundle):
     assert s["bundle_classes_scored"] == len(scored) > 0
     assert s["fp32_val_macro_auroc"] == bundle.manifest["metrics"]["fp32"]["macro_auroc"]
     assert set(s["bundle_mb"]) == set(bundle.files) and s["bundle"] == str(tiny_bundle)
+
+
+def test_unlabeled_data_is_refused_before_pretraining_naming_the_folder(tmp_path, ptbxl100):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    data = tmp_path / "unlabeled"
+    data.mkdir()
+    for part in ("hea", "dat"):
+        (data / f"00024_lr.{part}").symlink_to(ptbxl100 / f"records100/00000/00024_lr.{part}")
+    out = tmp_path / "demo_out"
+    result = CliRunner().invoke(main, ["demo", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == f"error: {data}: unlabeled; the demo " \
+        "fine-tunes and scores, so it needs labels"
+    assert not out.exists()  # no marker-only folder, no pretraining stage left behind

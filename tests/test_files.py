@@ -129,3 +129,45 @@ def test_experiment_and_demo_refuse_a_foreign_out_before_any_work(tmp_path, ptbx
         result = CliRunner().invoke(main, [*args, str(foreign)])
         assert result.exit_code == 2 and "use --force" in result.stderr, result.output
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_a_failed_block_removes_only_an_output_folder_it_created_without_work(tmp_path):
+    from bell_edge.files import CLAIMED, tidied_on_failure
+
+    created = tmp_path / "created"
+    with pytest.raises(InputError), tidied_on_failure(created):
+        (created / "stage").mkdir(parents=True)
+        (created / CLAIMED).write_text("")
+        raise InputError("bad input found after the folder was made")
+    assert not created.exists()
+
+    with_work = tmp_path / "with_work"  # a checkpoint to --resume from stays
+    with pytest.raises(KeyboardInterrupt), tidied_on_failure(with_work):
+        (with_work / "stage").mkdir(parents=True)
+        (with_work / "stage" / "checkpoint.pt").write_bytes(b"state")
+        raise KeyboardInterrupt
+    assert (with_work / "stage" / "checkpoint.pt").is_file()
+
+    existing = tmp_path / "existing"  # the user's empty folder is theirs
+    existing.mkdir()
+    with pytest.raises(InputError), tidied_on_failure(existing):
+        raise InputError("bad")
+    assert existing.is_dir()
+
+    with tidied_on_failure(tmp_path / "fine"):  # success keeps whatever was made, empty too
+        (tmp_path / "fine").mkdir()
+    assert (tmp_path / "fine").is_dir()
+
+
+def test_a_command_that_fails_on_bad_input_leaves_no_output_folder(tmp_path, ptbxl100):
+    from click.testing import CliRunner
+
+    from bell_edge.cli import main
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "finetune", "--data", str(ptbxl100), "--scratch", "--out", str(out),
+        "--subset", str(tmp_path / "missing.json"),
+    ])  # fmt: skip
+    assert result.exit_code == 2 and "missing.json" in result.stderr, result.output
+    assert not out.exists()
