@@ -109,6 +109,8 @@ def test_unlabeled_data_is_refused_before_pretraining_naming_the_folder(tmp_path
     out = tmp_path / "demo_out"
     result = CliRunner().invoke(main, ["demo", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip().splitlines()[-1] == f"error: {data}: unlabeled; the demo " \
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"error: {data}: unlabeled; the demo "
         "fine-tunes and scores, so it needs labels"
+    )
     assert not out.exists()  # no marker-only folder, no pretraining stage left behind
