@@ -382,6 +382,36 @@ def _show_metrics(r: dict) -> None:
         )
 
 
+class _StageBar:
+    """A bar over a job's named stages, called with each name as its stage starts. It appears at
+    the first stage, so a refusal before any work stays one line."""
+
+    def __init__(self, job: str, stages: list[str]):
+        self.job, self.stages, self.bar = job, stages, None
+
+    def __call__(self, name: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=len(self.stages), file=sys.stderr, leave=False,
+                            bar_format=f"{self.job} {{bar:20}} {{n}}/{{total}} stages "
+                                       "[{elapsed}] {desc}")  # fmt: skip
+        self.bar.set_description_str(name)
+        self.bar.update(self.stages.index(name) - self.bar.n)
+
+    def write(self, line: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @main.command()
 @click.argument("ckpt", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle folder.")
@@ -406,12 +436,13 @@ def export(
     ckpt, out, int8, calib, eval_data, max_drop, method, engine, litert, force, as_json
 ) -> None:
     """Export a fine-tuned model to a verified bundle (FP32, INT8 with an accuracy gate)."""
-    from bell_edge.compress.pipeline import export_bundle
+    from bell_edge.compress.pipeline import export_bundle, export_stages
 
-    bundle, report = export_bundle(
-        ckpt, out, int8, calib, eval_data, max_drop, method, engine, force,
-        step=lambda name: click.echo(f"... {name}", err=True), litert=litert,
-    )  # fmt: skip
+    with _StageBar("export", export_stages(int8, method, engine, litert)) as step:
+        bundle, report = export_bundle(
+            ckpt, out, int8, calib, eval_data, max_drop, method, engine, force, step=step,
+            litert=litert, note=lambda text: step.write(f"note: {text}"),
+        )  # fmt: skip
     if as_json:
         _print_json({"bundle": str(bundle.root), "files": sorted(bundle.files), **report})
         return

@@ -72,6 +72,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def export_stages(int8: bool, method: str, engine: str, litert: bool) -> list[str]:
+    """The stages `export_bundle` reports through its `step`, in order."""
+    names = ["load the model and its check data", "export FP32 ONNX + parity checks"]
+    if int8:
+        names += ["calibration windows (unlabeled)", f"INT8 ({method}) + accuracy gate",
+                  "INT8 TensorRT variant (S8S8) + static check"]  # fmt: skip
+        names += ["TensorRT engine"] * (engine == "tensorrt")
+        names += ["LiteRT INT8 (full integer) + accuracy gate"] * litert
+    return [*names, "write bundle"]
+
+
 def export_bundle(
     ckpt: str | Path,
     out: str | Path,
@@ -84,12 +95,15 @@ def export_bundle(
     force: bool = False,
     step: Callable[[str], None] = lambda name: None,
     litert: bool = False,
+    note: Callable[[str], None] = lambda text: None,
 ) -> tuple[Bundle, dict[str, Any]]:
     """Export `ckpt` to a bundle at `out`; raises CheckFailed (no bundle) when a gate fails.
 
     `litert`: also a full-integer INT8 `.tflite` (LiteRT, TFLite Micro), calibrated on the
-    same windows and gated the same way, on the `litert` backend."""
+    same windows and gated the same way, on the `litert` backend. `step` is called with each
+    name of `export_stages` as its stage starts; `note` with what the user should know."""
     out = Path(out)
+    stages = iter(export_stages(int8, method, engine, litert))
     check_target(out, force)
     if litert:
         if not int8:
@@ -99,6 +113,7 @@ def export_bundle(
         if not int8:
             raise InputError("--engine tensorrt builds from the INT8 Q/DQ model: add --int8")
         require_tensorrt()
+    step(next(stages))
     clf = load_classifier(ckpt)
     if int8 and calib is None:
         raise InputError(
@@ -116,12 +131,12 @@ def export_bundle(
                 "export needs --eval PATH: a labeled folder for parity and accuracy checks "
                 f"(the fine-tuning data of {ckpt} is not recorded or not here)"
             )
-        step(f"checks on {eval_data}, the data {ckpt} was fine-tuned on")
+        note(f"checks on {eval_data}, the data {ckpt} was fine-tuned on")
     data = eval_set(Path(eval_data), clf)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        step("export FP32 ONNX + parity checks")
+        step(next(stages))
         sample = (data.windows[:32], data.masks[:32])
         # The bundle's FP32 model has 2-D convs (ONNX Runtime's fastest FP32 form); the INT8
         # models are quantized from the 1-D graph (2-D gains INT8 nothing; TensorRT takes 1-D).
@@ -133,14 +148,14 @@ def export_bundle(
         report: dict[str, Any] = {"parity": parity}
         manifest_extra: dict[str, Any] = {}
         if int8:
-            step("calibration windows (unlabeled)")
+            step(next(stages))
             windows, masks, calib_manifest = _calibration(Path(calib), clf)
 
             def quantize(excluded):
                 return quantize_cpu(source, tmp / "model.int8.onnx", windows, masks,
                                     method=method, exclude_nodes=excluded)  # fmt: skip
 
-            step(f"INT8 ({method}) + accuracy gate")
+            step(next(stages))
             gate = gated_quantize(
                 source, tmp / "model.int8.onnx", quantize, data, clf.thresholds,
                 max_drop,
@@ -152,7 +167,7 @@ def export_bundle(
                     f"(> {100 * max_drop:.2f}) even with {len(gate['excluded'])} nodes in FP32; "
                     "no bundle written"
                 )
-            step("INT8 TensorRT variant (S8S8) + static check")
+            step(next(stages))
             quantize_trt(source, tmp / "model.int8.trt.onnx", windows, masks,
                          method=method, exclude_nodes=gate["excluded"])  # fmt: skip
             problems = check_trt_qdq(tmp / "model.int8.trt.onnx")
@@ -166,13 +181,13 @@ def export_bundle(
             models["int8-tensorrt"] = model_entry("model.int8.trt.onnx", "onnx", "int8",
                                                   "tensorrt")  # fmt: skip
             if engine == "tensorrt":
-                step("TensorRT engine")
+                step(next(stages))
                 report["tensorrt"] = build_engine(tmp / "model.int8.trt.onnx", tmp / "model.plan")
                 files["model.plan"] = tmp / "model.plan"
                 models["tensorrt-plan"] = model_entry("model.plan", "tensorrt-plan", "int8",
                                                       "tensorrt")  # fmt: skip
             if litert:
-                step("LiteRT INT8 (full integer) + accuracy gate")
+                step(next(stages))
                 report["litert"] = _litert_int8(clf, tmp, source, windows, masks, data, max_drop)
                 files["model.int8.tflite"] = tmp / "model.int8.tflite"
                 models["int8-litert"] = model_entry("model.int8.tflite", "tflite", "int8",
@@ -190,7 +205,7 @@ def export_bundle(
             if litert:
                 lite = report["litert"]
                 manifest_extra["litert"] = {**lite["facts"], "metrics": _metrics_summary(lite)}
-        step("write bundle")
+        step(next(stages))
         manifest = {
             "classes": list(clf.classes),
             "thresholds": clf.thresholds.tolist(),

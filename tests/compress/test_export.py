@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bell_edge.cli import main
+from bell_edge.compress.pipeline import export_stages
 from bell_edge.compress.quantize import check_trt_qdq
 from bell_edge.runtime.bundle import read_bundle
 from bell_edge.train.evaluate import evaluate_run
@@ -155,7 +156,7 @@ def test_an_unwritable_destination_is_refused_before_the_work(tiny_classifier, t
     (tmp_path / "afile").write_text("")  # a file where the bundle's folder would go
     result = run("export", tiny_classifier, "--out", tmp_path / "afile" / "bundle")
     assert result.exit_code == 2 and "cannot write there" in result.stderr
-    assert "... export" not in result.stderr  # refused before exporting anything
+    assert "stages" not in result.stderr  # refused before exporting anything
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -163,7 +164,11 @@ def test_without_eval_the_checks_use_the_fine_tuning_data(tiny_classifier, tmp_p
     source = json.loads((tiny_classifier / "subset.json").read_text())["source"]
     result = run("export", tiny_classifier, "--out", tmp_path / "b")  # FP32, as DESIGN allows
     assert result.exit_code == 0, result.output
-    assert f"checks on {source}, the data" in result.stderr
+    assert f"note: checks on {source}, the data" in result.stderr
+    stages = export_stages(int8=False, method="minmax", engine="onnx", litert=False)
+    shown = [result.stderr.find(f"{i}/{len(stages)} stages") for i in range(len(stages))]
+    assert -1 not in shown and shown == sorted(shown), result.stderr  # a bar over the stages
+    assert all(name in result.stderr for name in stages)
     assert read_bundle(tmp_path / "b").manifest["data"]["evaluation"]["split"] == "val"
     bad = run("export", tiny_classifier, "--out", tmp_path / "c", "--int8", "--calib",
               tmp_path / "missing")  # fmt: skip
