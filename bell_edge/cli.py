@@ -772,10 +772,14 @@ def monitor(record, bundle, speed, hop, precision, as_json, plot, annotations, a
 
 
 def _ints(option: str, value: str) -> tuple[int, ...]:
+    """Positive integers, comma-separated; anything else is one line naming the option."""
     try:
-        return tuple(int(v) for v in value.split(","))
+        ints = tuple(int(v) for v in value.split(","))
     except ValueError:
-        raise InputError(f"{option} {value}: expected integers like 1,8,32") from None
+        ints = ()
+    if not ints or min(ints) < 1:
+        raise InputError(f"{option} {value}: expected positive integers like 1,8,32")
+    return ints
 
 
 @main.command("bench")

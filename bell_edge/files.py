@@ -107,6 +107,16 @@ def holds_files(out: str | Path) -> bool:
     return out.exists() and any(out.iterdir())
 
 
+def check_file_target(path: str | Path, force: bool) -> None:
+    """Refuse, before the work, an output file that exists (without `force`) or whose folder
+    does not: a mistyped folder is not made on the way, as it is for output folders."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise InputError(f"{path}: exists (use --force to replace it)")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+
+
 CLAIMED = ".bell-edge"  # marks a folder that a resumable job (an experiment, the demo) fills
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from bell_edge.config import CANONICAL_LEADS
 from bell_edge.data.records import Record, read_record
 from bell_edge.errors import InputError
-from bell_edge.files import staged_file
+from bell_edge.files import check_file_target, staged_file
 from bell_edge.runtime.alarms import AlarmConfig
 from bell_edge.runtime.engine import Engine
 from bell_edge.runtime.monitor import Event, StreamingMonitor
@@ -61,10 +61,8 @@ def replay(
 
     `alarms`: the alarm thresholds (defaults: `AlarmConfig()`). `on_note` gets, before the first
     event, why the monitor makes no decisions where it makes none."""
-    if plot is not None and Path(plot).exists() and not force:
-        raise InputError(f"{plot}: exists (use --force to replace it)")
-    if plot is not None and not Path(plot).parent.is_dir():
-        raise InputError(f"{plot}: folder {Path(plot).parent} does not exist")
+    if plot is not None:
+        check_file_target(plot, force)
     record = read_record(path, keep_gaps=True)  # NaN runs reach the monitor as gaps
     qrs = None if annotations is None else Path(annotations) / f"{record.record_id}.qrs"
     if qrs is not None and qrs.exists() and not force:

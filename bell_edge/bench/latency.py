@@ -41,7 +41,7 @@ from bell_edge.bench.machine import describe
 from bell_edge.data import cache as data_cache
 from bell_edge.data.paths import resolve_data
 from bell_edge.errors import InputError
-from bell_edge.files import write_json
+from bell_edge.files import check_file_target, write_json
 from bell_edge.runtime.bundle import Bundle, read_bundle
 from bell_edge.runtime.engine import select_model
 
@@ -116,8 +116,8 @@ def bench(
     The first bundle is the base that `speedup_vs["base_*"]` refers to (say, pruned bundles
     against the unpruned one). Backends that cannot run are listed in `skipped`, with why.
     """
-    if out is not None and Path(out).exists() and not force:
-        raise InputError(f"{out}: exists (use --force to replace it)")
+    if out is not None:
+        check_file_target(out, force)
     bundles = [b if isinstance(b, Bundle) else read_bundle(b) for b in bundles]
     names = list(backends or BACKENDS)
     unknown = [n for n in names if n not in BACKENDS]
@@ -144,6 +144,9 @@ def bench(
                 workers.append(Worker(i, name, t, request, batches))
     try:
         ready = _start(workers, skipped)
+        if not ready:
+            reasons = "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
+            raise InputError(f"nothing to measure: no backend asked for runs here ({reasons})")
         rounds = min(ROUNDS, runs)
         per_round = [runs // rounds + (r < runs % rounds) for r in range(rounds)]
         with tqdm(total=rounds * len(ready), desc="bench", unit="block", leave=False,
@@ -322,8 +325,10 @@ def _report(bundles, ready, skipped, machine, settings) -> dict[str, Any]:
     }
 
 
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _num(value: float | None, width: int, decimals: int) -> str:
+    """`value` right-aligned in `width` columns; "-" where there is none."""
+    text = "-" if value is None else f"{value:.{decimals}f}"
+    return f"{text:>{width}}"
 
 
 def table(report: dict) -> list[str]:
@@ -332,7 +337,7 @@ def table(report: dict) -> list[str]:
     head = f"{'backend':<16}" + (f"{'bundle':>7}" if multi else "")
     lines = [
         f"{head}{'thr':>4}{'batch':>6}{'p50 ms':>9}{'p99 ms':>9}{'win/s':>9}{'MB':>7}"
-        f"{'RSS MB':>8}{'x ORT32':>8}{'x torch':>8}{'% peak':>7}"
+        f"{'RSS MB':>8}{'x ORT32':>9}{'x torch':>9}{'% peak':>8}"
     ]
     for r in sorted(report["results"], key=lambda r: (r["bundle"], r["threads"], r["batch"])):
         s = r["speedup_vs"]
@@ -340,8 +345,8 @@ def table(report: dict) -> list[str]:
         lines.append(
             f"{r['backend']:<16}{bundle}{r['threads']:>4}{r['batch']:>6}{r['p50_ms']:>9.3f}"
             f"{r['p99_ms']:>9.3f}{r['throughput_wps']:>9.1f}{r['file_mb']:>7.2f}"
-            f"{r['peak_rss_mb']:>8.0f}{_num(s.get('ort-fp32'), '>8.2f')}"
-            f"{_num(s.get('torch-fp32'), '>8.2f')}{_num(r['percent_of_peak'], '>7.1f')}"
+            f"{r['peak_rss_mb']:>8.0f}{_num(s.get('ort-fp32'), 9, 2)}"
+            f"{_num(s.get('torch-fp32'), 9, 2)}{_num(r['percent_of_peak'], 8, 1)}"
         )
     for s in report["skipped"]:
         lines.append(f"skipped {s['backend']}: {s['reason']}")

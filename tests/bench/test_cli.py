@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from click.testing import CliRunner
 
 from bell_edge.cli import main
@@ -52,8 +53,27 @@ def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
         assert "model.int8.onnx: sha256 does not match manifest.json" in result.output
 
 
-def test_bad_option_values(tiny_bundle):
-    result = run("bench", tiny_bundle, "--batch", "1,x")
-    assert result.exit_code == 2 and "--batch 1,x: expected integers" in result.output
-    result = run("bench", tiny_bundle, "--backends", "tpu")
-    assert result.exit_code == 2 and "unknown backend 'tpu'" in result.output
+def test_bad_option_values(tiny_bundle, tmp_path):
+    cases = {
+        ("--batch", "1,x"): "error: --batch 1,x: expected positive integers like 1,8,32",
+        ("--batch", "0"): "error: --batch 0: expected positive integers like 1,8,32",
+        ("--threads", "1,-1"): "error: --threads 1,-1: expected positive integers like 1,8,32",
+        ("--backends", "tpu"): "error: unknown backend 'tpu'",
+        ("--out", tmp_path / "typo" / "bench.json"):
+            f"error: {tmp_path / 'typo' / 'bench.json'}: folder {tmp_path / 'typo'} does not exist",
+    }  # fmt: skip
+    for args, message in cases.items():
+        result = run("bench", tiny_bundle, *args)
+        assert result.exit_code == 2 and result.output.startswith(message), result.output
+    assert not (tmp_path / "typo").exists()  # not made on the way
+
+
+def test_only_backends_that_cannot_run_here_is_an_error_not_an_empty_table(tiny_bundle):
+    from bell_edge.bench.machine import describe
+
+    if describe()["gpu"]:
+        pytest.skip("this machine has a GPU, so tensorrt-int8 may run")
+    result = run("bench", tiny_bundle, "--backends", "tensorrt-int8", "--runs", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == ("error: nothing to measure: no backend asked for runs here "
+                                     "(tensorrt-int8: no CUDA GPU on this machine)")  # fmt: skip
