@@ -182,6 +182,7 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
         "shape": cache.meta["shape"],
         "splits": {s: int((cache.splits == s).sum()) for s in sorted(set(cache.splits))},
         "skipped": result.skipped,
+        "padded_windows": cache.meta["padded_windows"],
         "preprocess_hash": cache.meta["preprocess_hash"],
     }
     if as_json:
@@ -191,6 +192,9 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
     click.echo(
         f"{cache.root}: {verb}; {summary['windows']} windows of {summary['records']} records"
     )
+    if summary["padded_windows"]:
+        click.echo(f"note: {summary['padded_windows']} windows zero-padded to {seconds:g} s "
+                   "(their records are shorter)", err=True)  # fmt: skip
     for item in result.skipped:
         click.echo(f"skipped  {item['error']}")
 

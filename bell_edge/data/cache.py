@@ -35,7 +35,7 @@ from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
 from bell_edge.files import holds_files, staged_dir
 
-CACHE_VERSION = 2  # bump when reading or preprocessing changes what a record gives
+CACHE_VERSION = 3  # bump when reading or preprocessing changes what a record gives
 WINDOWS_FILE, INDEX_FILE, META_FILE = "windows.f32", "index.json", "meta.json"
 
 
@@ -109,12 +109,13 @@ def default_cache_root() -> Path:
 
 
 def _process(args: tuple[RecordRef, PreprocessConfig]) -> tuple | str:
-    """Windows, lead mask and window starts of one record, or its error message."""
+    """Windows, lead mask, window starts and the count of zero-padded windows of one record,
+    or its error message."""
     ref, cfg = args
     try:
         rec = read_record(ref.path)
-        windows, _, starts = record_windows(rec.signal, rec.fs, cfg)
-        return windows, rec.lead_mask, starts
+        windows, valid, starts = record_windows(rec.signal, rec.fs, cfg)
+        return windows, rec.lead_mask, starts, int((~valid).any(axis=1).sum())
     except RecordError as exc:
         return str(exc)
 
@@ -162,7 +163,7 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
     rows: dict[str, list] = {k: [] for k in columns}
     skipped = []
     jobs = [(ref, cfg) for ref in dataset.records]
-    n = 0
+    n = padded = 0
     with (tmp / WINDOWS_FILE).open("wb") as sink:
         results = pool.map(_process, jobs)
         for ref, digest, result in tqdm(
@@ -175,9 +176,10 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
             if isinstance(result, str):
                 skipped.append({"record": ref.record_id, "error": result})
                 continue
-            windows, mask, starts = result
+            windows, mask, starts, short = result
             sink.write(windows.tobytes())
             n += len(windows)
+            padded += short
             for start in starts:
                 rows["record_id"].append(ref.record_id)
                 rows["split"].append(ref.split or "")
@@ -199,6 +201,7 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
         "preprocess": to_dict(cfg),
         "preprocess_hash": cfg.hash(),
         "records": len(dataset.records) - len(skipped),
+        "padded_windows": padded,  # records shorter than one window, zero-padded to its length
         "skipped": skipped,
         "dropped_by_layout": dataset.dropped,
     }

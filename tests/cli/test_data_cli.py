@@ -65,3 +65,15 @@ def test_prepare_twice_is_a_no_op(tmp_path, cpsc2018):
     assert json.loads(first.stdout)["reused"] is False
     assert json.loads(second.stdout)["reused"] is True
     assert json.loads(second.stdout)["windows"] == json.loads(first.stdout)["windows"]
+
+
+def test_prepare_says_how_many_windows_it_zero_padded(tmp_path, cinc2021):
+    from bell_edge.data.records import read_header
+
+    short = sum(h.sig_len / h.fs < 20 for h in map(read_header, sorted(cinc2021.glob("*.hea"))))
+    assert short > 0
+    padded = run("data", "prepare", cinc2021, "--out", tmp_path / "c20", "--seconds", 20)
+    assert padded.exit_code == 0, padded.output
+    assert f"note: {short} windows zero-padded to 20 s" in padded.stderr
+    whole = run("data", "prepare", cinc2021, "--out", tmp_path / "c10", "--json")
+    assert json.loads(whole.stdout)["padded_windows"] == 0  # every record is at least 10 s
