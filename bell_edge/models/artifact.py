@@ -17,6 +17,7 @@ from bell_edge.errors import InputError
 from bell_edge.files import holds_files
 from bell_edge.models import checkpoint
 from bell_edge.models.heads import ECGClassifier
+from bell_edge.models.pretrained import ENCODER_FILE, MANIFEST_FILE
 
 CLASSIFIER_FORMAT = "bell-edge-classifier"
 MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
@@ -44,8 +45,19 @@ class Classifier:
 
 
 def classifier_file(path: Path) -> Path:
-    """The `model.pt` of a fine-tuned run directory, or the file itself."""
-    return path / MODEL if path.is_dir() else path
+    """The `model.pt` of a fine-tuned run directory, or the file itself. A folder without one
+    is refused in one line that says what it looks like instead."""
+    if not path.is_dir() or (path / MODEL).is_file():
+        return path / MODEL if path.is_dir() else path
+    if (path / ENCODER_FILE).is_file() or (path / "checkpoint.pt").is_file():
+        hint = f"a pretraining run; fine-tune it first (bell-edge finetune --init {path} ...)"
+    elif (path / "model.onnx").is_file():
+        hint = f"a bundle without its {MANIFEST_FILE}; export it again"
+    elif (path / CONFIG).is_file():
+        hint = "a fine-tuning run that stopped before its end"
+    else:
+        hint = "not a fine-tuned run, a checkpoint or a bundle"
+    raise InputError(f"{path}: no {MODEL}: {hint}")
 
 
 def load_classifier(path: str | Path) -> Classifier:

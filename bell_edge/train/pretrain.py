@@ -38,6 +38,7 @@ from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
 from bell_edge.files import appending, holds_files, write_json, write_text
+from bell_edge.models.artifact import MODEL
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -431,7 +432,13 @@ def encoder_source(path: Path) -> Path:
             f"`bell-edge pretrain ... --out {path} --resume`, or pass {path / ENCODER} to take "
             "its last checkpoint's encoder as it is"
         )
-    return path / ENCODER if (path / ENCODER).is_file() else path / CHECKPOINT
+    if (path / ENCODER).is_file():
+        return path / ENCODER
+    if not (path / CHECKPOINT).is_file() and (path / MODEL).is_file():
+        raise InputError(f"{path}: a fine-tuned run, not a pretraining run; --init takes a "
+                         "pretraining run, its encoder.pt or a shipped encoder "
+                         "(bell-edge pretrained list)")  # fmt: skip
+    return path / CHECKPOINT
 
 
 def load_encoder(path: str | Path) -> tuple[ModelConfig, PreprocessConfig, dict, str]:

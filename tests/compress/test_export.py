@@ -173,3 +173,33 @@ def test_without_eval_the_checks_use_the_fine_tuning_data(tiny_classifier, tmp_p
     bad = run("export", tiny_classifier, "--out", tmp_path / "c", "--int8", "--calib",
               tmp_path / "missing")  # fmt: skip
     assert bad.exit_code == 2 and "--calib" in bad.stderr and "missing" in bad.stderr
+
+
+def test_a_folder_that_is_not_a_fine_tuned_run_says_what_it_looks_like(
+    tiny_bundle, tiny_classifier, tmp_path, ptbxl100
+):
+    no_manifest = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, no_manifest)
+    (no_manifest / "manifest.json").unlink()
+    pretraining = tmp_path / "pretrain"
+    pretraining.mkdir()
+    (pretraining / "encoder.pt").write_bytes(b"")
+    cases = {
+        no_manifest: "a bundle without its manifest.json; export it again",
+        pretraining: f"a pretraining run; fine-tune it first (bell-edge finetune --init "
+        f"{pretraining} ...)",
+        tmp_path / "empty": "not a fine-tuned run, a checkpoint or a bundle",
+    }
+    (tmp_path / "empty").mkdir()
+    for folder, what in cases.items():
+        for args in (
+            ["evaluate", folder, "--data", ptbxl100],
+            ["export", folder, "--out", tmp_path / "b"],
+        ):
+            result = run(*args)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.strip().splitlines()[-1] == f"error: {folder}: no model.pt: {what}"
+    refused = run("finetune", "--data", ptbxl100, "--init", tiny_classifier, "--out",
+                  tmp_path / "ft")  # fmt: skip
+    assert refused.exit_code == 2
+    assert f"{tiny_classifier}: a fine-tuned run, not a pretraining run" in refused.stderr
