@@ -77,7 +77,12 @@ def build_manifest(
                 break
     if len(picked) < windows:
         where = ", ".join(str(p) for p in paths)
-        raise InputError(f"{where}: only {len(picked)} windows available, {windows} asked for")
+        why = (
+            f"; {len(skipped)} records unreadable, the first: {skipped[0]['error']}"
+            if skipped
+            else ""
+        )
+        raise InputError(f"{where}: only {len(picked)} windows available, {windows} asked for{why}")
 
     picked.sort(key=lambda p: p[:3])
     records: dict[tuple[int, str], int] = {}
