@@ -47,6 +47,9 @@ class _Group(click.Group):
         except CheckFailed as exc:
             click.echo(f"failed: {exc}", err=True)
             ctx.exit(1)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except OSError as exc:  # the system refused a file: read-only folder, no space, ...
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
@@ -491,7 +494,8 @@ def calibration_build(paths, name, windows, seed, folder, force, as_json) -> Non
     from bell_edge.compress.calibration import build_manifest, save_manifest
 
     if Path(name).name != name or name in ("", ".", ".."):
-        raise InputError(f"--name {name}: a plain name, without folders (use --dir for where)")
+        raise InputError(f"--name {name!r}: give a plain file name, not empty and without "
+                         "folders (--dir says where)")  # fmt: skip
     target = folder / f"{name}.json"
     if target.exists() and not force:  # before reading every record
         raise InputError(f"{target}: exists (use --force to replace it)")

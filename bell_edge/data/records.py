@@ -26,6 +26,7 @@ from bell_edge.errors import InputError
 MIN_FS = 50.0
 MIN_SECONDS = 2.0
 MAX_GAP_SECONDS = 0.05  # NaN runs up to this long are interpolated; longer ones are faults
+RECORD_SUFFIXES = (".hea", ".dat", ".mat")  # a record named by one of its files
 
 # The PhysioNet/CinC Challenge 2020/2021 record line: `NAME[.mat] N_SIG FS SIG_LEN DD-Mon-YYYY
 # [HH:MM:SS]`. WFDB wants the bare record name and `HH:MM:SS DD/MM/YYYY`; wfdb refuses the
@@ -59,17 +60,27 @@ class Record:
 def record_path(path: str | Path) -> Path:
     """The record path without extension, from a path with or without `.hea`."""
     path = Path(path)
-    if path.suffix in (".hea", ".dat", ".mat"):
+    if path.suffix in RECORD_SUFFIXES:
         path = path.with_suffix("")
+    return path
+
+
+def _check_header_exists(given: str | Path) -> Path:
+    """The record path of `given`, whose header must exist; a file that is no part of a WFDB
+    record (`notes.txt`) is named as such rather than as a missing `notes.hea`."""
+    if Path(given).is_file() and Path(given).suffix not in RECORD_SUFFIXES:
+        raise RecordError(f"{given}: not a WFDB record file (give its .hea or its name)")
+    path = record_path(given)
+    hea = path.with_suffix(".hea")
+    if not hea.is_file():
+        raise RecordError(f"{hea}: no such header file")
     return path
 
 
 def read_header(path: str | Path) -> wfdb.Record:
     """Parse the header only; a missing or unparseable header is a RecordError."""
-    path = record_path(path)
+    path = _check_header_exists(path)
     hea = path.with_suffix(".hea")
-    if not hea.is_file():
-        raise RecordError(f"{hea}: no such header file")
     try:
         with _wfdb_view(path) as view:
             return wfdb.rdheader(str(view))
@@ -142,10 +153,8 @@ def read_record(path: str | Path, keep_gaps: bool = False) -> Record:
     """Read a record, check it and map it to the canonical 12 leads. NaN runs longer than
     MAX_GAP_SECONDS are a fault, unless `keep_gaps` keeps every NaN as it is (the monitor's
     replay: its runtime flags a gap as a device would)."""
-    path = record_path(path)
+    path = _check_header_exists(path)
     hea = path.with_suffix(".hea")
-    if not hea.is_file():
-        raise RecordError(f"{hea}: no such header file")
     try:
         with _wfdb_view(path) as view:
             rec = wfdb.rdrecord(str(view), physical=True, return_res=32)

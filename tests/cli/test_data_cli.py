@@ -57,6 +57,20 @@ def test_missing_path(tmp_path):
     assert result.exit_code == 2 and "no such file or folder" in result.stderr
 
 
+def test_a_file_that_is_no_part_of_a_record_is_named_as_such(tmp_path, mitdb100):
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    for path in (
+        tmp_path / "notes.txt",
+        mitdb100.with_suffix(".atr"),
+    ):  # 100.hea is beside the second
+        result = run("data", "inspect", path)
+        assert result.exit_code == 2, result.output
+        assert (
+            result.stderr == f"error: {path}: not a WFDB record file (give its .hea or its name)\n"
+        )
+    assert run("data", "inspect", mitdb100.with_suffix(".dat")).exit_code == 0
+
+
 def test_prepare_twice_is_a_no_op(tmp_path, cpsc2018):
     out = tmp_path / "cache"
     first = run("data", "prepare", cpsc2018, "--out", out, "--json")

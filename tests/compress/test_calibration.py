@@ -144,8 +144,10 @@ def test_build_refuses_a_name_with_folders_and_an_existing_manifest_at_once(
     from bell_edge.cli import main
 
     args = ["calibration", "build", str(small_folder), "--windows", "3", "--dir", str(tmp_path)]
-    bad = CliRunner().invoke(main, [*args, "--name", "../escape"])
-    assert bad.exit_code == 2 and "a plain name, without folders" in bad.stderr
+    for name in ("../escape", ""):
+        bad = CliRunner().invoke(main, [*args, "--name", name])
+        assert bad.exit_code == 2, bad.output
+        assert bad.stderr.startswith(f"error: --name {name!r}: give a plain file name, not empty")
     assert not (tmp_path.parent / "escape.json").exists()
     (tmp_path / "three.json").write_text("{}")
     again = CliRunner().invoke(main, [*args, "--name", "three"])
