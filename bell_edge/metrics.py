@@ -17,6 +17,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 CHUNK_CELLS = 4_000_000  # resamples x records held in memory at once
 MIN_THRESHOLD_POSITIVES = 5  # fewer positives than this: no fitted decision threshold
 MAX_SEPARATION_P = 0.01  # nor where the scores do not separate the class at this level
+MIN_EXPECTED_TOGETHER = 5.0  # exclusive: never together, where independence expects >= this
 
 
 def evaluate_scores(
@@ -138,6 +139,19 @@ def best_f1_thresholds(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
         )
         out[c] = cuts[np.argmax(f1)]
     return out
+
+
+def exclusive_pairs(y_true: np.ndarray, classes: Sequence[str]) -> list[list[str]]:
+    """Pairs of classes never positive on the same record, where independence would put them
+    together at least `MIN_EXPECTED_TOGETHER` times (a Poisson chance of seeing none below
+    e^-5 = 0.007): in PTB-XL, NORM with MI or STTC, and SR with AFIB, SBRAD or STACH. A monitor
+    reports at most one of each pair."""
+    y = np.asarray(y_true) > 0.5
+    together = y.T.astype(float) @ y
+    expected = np.outer(y.sum(0), y.sum(0)) / max(len(y), 1)
+    c = len(classes)
+    return [[classes[a], classes[b]] for a in range(c) for b in range(a + 1, c)
+            if together[a, b] == 0 and expected[a, b] >= MIN_EXPECTED_TOGETHER]  # fmt: skip
 
 
 def _interval(values: np.ndarray) -> list[float] | None:

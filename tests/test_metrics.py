@@ -136,3 +136,17 @@ def test_shape_errors():
 def test_imports_without_torch():
     code = "import sys, bell_edge.metrics; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_exclusive_pairs_are_never_together_where_independence_expects_five():
+    from bell_edge.metrics import exclusive_pairs
+
+    rng = np.random.default_rng(0)
+    n = 400
+    a = rng.random(n) < 0.3
+    b = ~a & (rng.random(n) < 0.4)  # never with a; independence would expect ~30 together
+    c = rng.random(n) < 0.5  # with both
+    rare = np.zeros(n, dtype=bool)
+    rare[np.flatnonzero(~a)[:10]] = True  # never with a, but only ~3 expected together
+    y = np.stack([a, b, c, rare], axis=1).astype(float)
+    assert exclusive_pairs(y, ["A", "B", "C", "RARE"]) == [["A", "B"]]

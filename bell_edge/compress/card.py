@@ -95,8 +95,8 @@ def model_card(ckpt: Path, clf, manifest: dict, report: dict) -> str:
         "## Intended use",
         f"Screening aid that flags the classes {_flagged(clf)} on 10-s 12-lead ECG windows "
         "in a bedside monitor, for clinicians. Not a diagnosis: a clinician reads every flagged "
-        f"ECG. {_rhythm_use(clf.classes)} Not for children or ECGs unlike the development data "
-        "below.",
+        f"ECG. {_rhythm_use(clf.classes)}{_exclusive(clf)} Not for children or ECGs unlike the "
+        "development data below.",
         "",
         "## Model inputs",
         f"- {manifest['input_shape'][0]} leads in the order {' '.join(manifest['lead_order'])} "
@@ -228,6 +228,15 @@ def _flagged(clf) -> str:
                  "are not validated there and are reported as probabilities for research use "
                  "only")  # fmt: skip
     return text
+
+
+def _exclusive(clf) -> str:
+    pairs = clf.meta.get("exclusive_pairs") or []
+    if not pairs:
+        return ""
+    return (" The monitor flags at most one class of each pair the training labels never had "
+            f"together ({', '.join(f'{a}/{b}' for a, b in pairs)}): the one further above its "
+            "threshold.")  # fmt: skip
 
 
 def _rhythm_use(classes) -> str:

@@ -81,6 +81,7 @@ def load_classifier(path: str | Path) -> Classifier:
             "tasks": state.get("tasks", []),
             "lead_set_thresholds": state.get("lead_set_thresholds", {}),
             "fitted_classes": state.get("fitted_classes"),  # None: saved before the field
+            "exclusive_pairs": state.get("exclusive_pairs", []),
         },
     )
 

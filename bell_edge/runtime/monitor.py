@@ -22,6 +22,10 @@ flag 6 of the demo bundle's 15 classes, AFIB among them, on every hop). The AF a
 lead set's AFIB alarm threshold (high sensitivity, `alarm_thresholds`) where the bundle has one,
 else the AFIB decision threshold.
 
+Classes the training labels never had together (`metrics.exclusive_pairs`, in the bundle's
+`training.exclusive_pairs`: NORM with MI, SR with AFIB, ...) are never both positive: of two, the
+one further above its threshold in log-odds stays, and `overruled` names the other.
+
 `finish()` ends the stream: the beats still pending become final with the signal there is.
 
 The rhythm half (`beats`, `alarms`): at every hop, the buffered window's new samples and lead
@@ -63,6 +67,7 @@ class Event:
     hr_bpm: float | None = None  # None: not enough analysable signal (see beats)
     beats: tuple[float, ...] = ()  # beats that became final at this hop, stream seconds
     alarms: tuple[Alarm, ...] = ()  # active (latched) alarms
+    overruled: dict[str, str] = dataclasses.field(default_factory=dict)  # class -> by which
 
     @property
     def analysed(self) -> bool:
@@ -116,6 +121,7 @@ class StreamingMonitor:
         self.lead_set, self.thresholds, alarm_at = _thresholds(
             bundle, self.leads, engine.thresholds
         )
+        self.exclusive_pairs = bundle.manifest.get("training", {}).get("exclusive_pairs", [])
         self.thresholds_note = None
         if self.lead_set is None:
             every = ",".join(bundle.lead_order)
@@ -249,6 +255,7 @@ class StreamingMonitor:
         used = {self.rows[i] for i in good}
         masked = tuple(lead for j, lead in enumerate(model_leads) if j not in used)
         probs = decisions = reason = None
+        overruled: dict[str, str] = {}
         if have < self.span:
             reason = f"warming up: {have / self.fs:.1f} of {self.span / self.fs:g} s buffered"
         elif len(good) < self.min_leads:
@@ -260,10 +267,9 @@ class StreamingMonitor:
                 classes = self.engine.classes
                 probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
                 if self.thresholds is not None:
-                    decisions = {
-                        c: bool(v >= th)
-                        for c, v, th in zip(classes, p, self.thresholds, strict=True)
-                    }
+                    decisions, overruled = one_of_each_pair(
+                        classes, p, self.thresholds, self.exclusive_pairs
+                    )
             else:
                 reason = "model output is not finite"
         t = self.samples / self.fs
@@ -284,6 +290,7 @@ class StreamingMonitor:
             hr_bpm=hr,
             beats=self._seconds(new_beats),
             alarms=active,
+            overruled=overruled,
         )
 
     def _infer(self, x: np.ndarray, good: list[int]) -> np.ndarray:
@@ -296,6 +303,27 @@ class StreamingMonitor:
         mask = np.zeros((1, leads), dtype=np.float32)
         full[0, rows], mask[0, rows] = window, 1.0
         return self.engine.probabilities(full, mask)[0]
+
+
+def one_of_each_pair(
+    classes: Sequence[str], p: np.ndarray, thresholds: np.ndarray, pairs: list[list[str]]
+) -> tuple[dict[str, bool], dict[str, str]]:
+    """Decisions `p >= threshold` in which no exclusive pair is positive together: the positive
+    classes, taken from the furthest above its threshold (in log-odds) down, overrule their
+    positive partners. Returns the decisions and {overruled class: the class that overruled it}."""
+    logit = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1 - 1e-7))
+    cut = np.log(np.clip(thresholds, 1e-7, 1 - 1e-7) / np.clip(1 - thresholds, 1e-7, 1 - 1e-7))
+    margin = dict(zip(classes, logit - cut, strict=True))
+    decisions = {c: bool(v >= th) for c, v, th in zip(classes, p, thresholds, strict=True)}
+    overruled = {}
+    for c in sorted((c for c, on in decisions.items() if on), key=lambda c: -margin[c]):
+        if not decisions[c]:
+            continue
+        for a, b in pairs:
+            other = b if a == c else a if b == c else None
+            if other in decisions and decisions[other]:
+                decisions[other], overruled[other] = False, c
+    return decisions, overruled
 
 
 def _thresholds(bundle, leads: tuple[str, ...], default: np.ndarray):

@@ -26,7 +26,7 @@ from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
 from bell_edge.files import appending, staged_file, write_json, write_text
-from bell_edge.metrics import best_f1_thresholds, evaluate_scores, separable
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores, exclusive_pairs, separable
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
     CLASSIFIER_FORMAT,
@@ -136,6 +136,8 @@ def finetune(
         lambda x, m: predict(model, x, m), cache.windows[val_rows], cache.lead_masks[val_rows],
         cache.record_ids[val_rows], cache.labels[val_rows], cache.classes,
     )  # fmt: skip
+    _, first = np.unique(cache.record_ids[train_rows], return_index=True)
+    train_labels = cache.labels[train_rows][first]  # one row per record
     checkpoint.save(
         {
             "format": CLASSIFIER_FORMAT,
@@ -149,6 +151,7 @@ def finetune(
                 for c, ok in zip(cache.classes, separable(val_labels, val_scores), strict=True)
                 if ok
             ],
+            "exclusive_pairs": exclusive_pairs(train_labels, cache.classes),
             "init": str(init) if init else "scratch",
             "init_method": init_method,
             "label_fraction": cfg.label_fraction,

@@ -65,12 +65,17 @@ def test_events_equal_offline_preprocessing_and_inference(engine, a1988):
     assert [e.t for e in events] == [float(k) for k in range(1, 55)]
     assert [e.analysed for e in events] == [False] * 9 + [True] * 45
     assert events[0].reason == "warming up: 1.0 of 10 s buffered"
+    pairs = engine.bundle.manifest["training"]["exclusive_pairs"]
+    assert ["NORM", "MI"] in pairs  # never together in PTB-XL's labels
     for e in events[9:]:
         np.testing.assert_array_equal(probs(e), offline(engine, a1988.signal, a1988.fs, e))
-        assert e.decisions == {
-            c: bool(p >= th)
-            for (c, p), th in zip(e.probabilities.items(), monitor.thresholds, strict=True)
-        }
+        above = {
+            c for (c, p), th in zip(e.probabilities.items(), monitor.thresholds, strict=True)
+            if p >= th
+        }  # fmt: skip
+        assert {c for c, on in e.decisions.items() if on} == above - set(e.overruled)
+        assert all(sorted([a, b]) in map(sorted, pairs) for a, b in e.overruled.items())
+        assert not any(e.decisions[a] and e.decisions[b] for a, b in pairs)
         assert 0 < e.latency_ms < 5000
     # the real lead-off: V6 is flat from 29.5 to 34 s; windows with >= 1 s of it mask V6 alone
     off = [e.t for e in events if e.quality["V6"] == "off"]
@@ -293,3 +298,19 @@ def test_fuzz_malformed_chunks_never_raise_nor_give_nan(engine):
     for e in events:
         json.dumps(e.to_dict(), allow_nan=False)  # raises on any NaN or inf
         assert set(e.quality) == set(FUZZ_LEADS)
+
+
+def test_of_an_exclusive_pair_the_class_further_above_its_threshold_stays():
+    from bell_edge.runtime.monitor import one_of_each_pair
+
+    classes = ["NORM", "MI", "SR", "AFIB", "STACH"]
+    pairs = [["NORM", "MI"], ["SR", "AFIB"], ["SR", "STACH"]]
+    thresholds = np.array([0.5, 0.2, 0.8, 0.1, 0.5])
+    # NORM 0.6 (log-odds +0.41 above its cut) against MI 0.5 (+1.39): MI stays. SR 0.81 (+0.06)
+    # against AFIB 0.3 (+1.35): AFIB stays, and SR, overruled, no longer overrules STACH.
+    p = np.array([0.6, 0.5, 0.81, 0.3, 0.7])
+    decisions, overruled = one_of_each_pair(classes, p, thresholds, pairs)
+    assert decisions == {"NORM": False, "MI": True, "SR": False, "AFIB": True, "STACH": True}
+    assert overruled == {"NORM": "MI", "SR": "AFIB"}
+    plain, none = one_of_each_pair(classes, p, thresholds, [])
+    assert plain == dict(zip(classes, (p >= thresholds).tolist(), strict=True)) and none == {}
