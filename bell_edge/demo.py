@@ -340,8 +340,8 @@ def report_markdown(s: dict) -> str:
         f"| monitor replay | {mon['record']}: {mon['seconds']:.0f} s, {mon['analysed']}/"
         f"{mon['hops']} hops analysed, p99 {mon['latency_ms']['p99']:.1f} ms per hop |",
         "",
-        f"Bundle: `{s['bundle']}`. Benchmark: `bench/summary.json`. Replay: "
-        "`monitor/summary.json`.",
+        "Paths from this report's folder: bundle `export/bundle`, benchmark "
+        "`bench/summary.json`, replay `monitor/summary.json`.",
         "",
         "![monitor replay](monitor/monitor.png)",
         "",
