@@ -234,9 +234,9 @@ def _exclusive(clf) -> str:
     pairs = clf.meta.get("exclusive_pairs") or []
     if not pairs:
         return ""
+    named = ", ".join(f"{a}/{b}" for a, b in pairs)
     return (" The monitor flags at most one class of each pair the training labels never had "
-            f"together ({', '.join(f'{a}/{b}' for a, b in pairs)}): the one further above its "
-            "threshold.")  # fmt: skip
+            f"together ({named}): the more probable.")  # fmt: skip
 
 
 def _rhythm_use(classes) -> str:

@@ -24,7 +24,7 @@ else the AFIB decision threshold.
 
 Classes the training labels never had together (`metrics.exclusive_pairs`, in the bundle's
 `training.exclusive_pairs`: NORM with MI, SR with AFIB, ...) are never both positive: of two, the
-one further above its threshold in log-odds stays, and `overruled` names the other.
+more probable stays, and `overruled` names the other.
 
 `finish()` ends the stream: the beats still pending become final with the signal there is.
 
@@ -309,14 +309,14 @@ def one_of_each_pair(
     classes: Sequence[str], p: np.ndarray, thresholds: np.ndarray, pairs: list[list[str]]
 ) -> tuple[dict[str, bool], dict[str, str]]:
     """Decisions `p >= threshold` in which no exclusive pair is positive together: the positive
-    classes, taken from the furthest above its threshold (in log-odds) down, overrule their
-    positive partners. Returns the decisions and {overruled class: the class that overruled it}."""
-    logit = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1 - 1e-7))
-    cut = np.log(np.clip(thresholds, 1e-7, 1 - 1e-7) / np.clip(1 - thresholds, 1e-7, 1 - 1e-7))
-    margin = dict(zip(classes, logit - cut, strict=True))
+    classes, from the most probable down, overrule their positive partners (of two classes that
+    exclude each other, the more probable is the Bayes choice; thresholds set each class's
+    sensitivity, not which of two is likelier). Returns the decisions and {overruled class: the
+    class that overruled it}."""
     decisions = {c: bool(v >= th) for c, v, th in zip(classes, p, thresholds, strict=True)}
+    probability = dict(zip(classes, p, strict=True))
     overruled = {}
-    for c in sorted((c for c, on in decisions.items() if on), key=lambda c: -margin[c]):
+    for c in sorted((c for c, on in decisions.items() if on), key=lambda c: -probability[c]):
         if not decisions[c]:
             continue
         for a, b in pairs:
