@@ -80,6 +80,8 @@ FRACTION = click.FloatRange(0, 1, min_open=True)  # (0, 1]
 @click.version_option(package_name="bell-edge")
 def main() -> None:
     """BELL 12-lead ECG models: pretrain, fine-tune, compress, deploy to a bedside monitor."""
+    if not sys.stderr.isatty():  # a log (nohup, tee): progress bars redraw every 30 s, not 0.1 s
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
 
 
 @main.group(cls=_Group)

@@ -74,6 +74,22 @@ class ModelConfig:
     n_classes: int = 5
     dropout: float = 0.2
 
+    def __post_init__(self):
+        if self.layout not in ("modules", "grouped"):
+            raise ConfigError(f"layout = {self.layout!r}: must be modules or grouped")
+        if len(self.stage_widths) != len(self.blocks_per_stage):
+            raise ConfigError(f"stage_widths = {list(self.stage_widths)} and blocks_per_stage = "
+                              f"{list(self.blocks_per_stage)}: must be as long")  # fmt: skip
+        for name in ("stage_widths", "blocks_per_stage", "channels"):
+            values = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ConfigError(f"{name} = {list(values)}: must be whole numbers >= 1")
+        _check_numbers(self, {
+            "n_leads": AT_LEAST_ONE, "stem_width": AT_LEAST_ONE, "kernel_size": AT_LEAST_ONE,
+            "proj_hidden": AT_LEAST_ONE, "proj_dim": AT_LEAST_ONE, "n_classes": AT_LEAST_ONE,
+            "dropout": PROBABILITY,
+        })  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:

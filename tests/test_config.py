@@ -12,6 +12,11 @@ from bell_edge.config import ConfigError, FinetuneConfig, PretrainConfig, load_t
         ("[model]\nwidth = 8\n", "unknown setting width in ModelConfig"),
         ('epochs = "three"\n', "epochs: expected int, got 'three'"),
         ("epochs = \n", "not a TOML file"),
+        (
+            "[model]\nstage_widths = [8, 16]\n",
+            "stage_widths = [8, 16] and blocks_per_stage = [1, 1, 1]: must be as long",
+        ),  # fmt: skip
+        ('[model]\nlayout = "flat"\n', "layout = 'flat': must be modules or grouped"),
         (b"\xff\xfe", "not a TOML file"),
     ],
 )

@@ -16,15 +16,9 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
 
     Taken from `cfg.channels` when given (a pruned model; then `stage_widths` is ignored and
     `blocks_per_stage` only fixes the structure), else derived from the stage widths.
-    Raises ValueError when the explicit widths cannot form the residual structure.
+    Raises ValueError when the explicit widths cannot form the residual structure (the rest,
+    list lengths and positive widths, `ModelConfig` checks itself).
     """
-    if len(cfg.stage_widths) != len(cfg.blocks_per_stage):
-        raise ValueError(
-            f"ModelConfig: stage_widths {cfg.stage_widths} and blocks_per_stage "
-            f"{cfg.blocks_per_stage} must have the same length"
-        )
-    if any(n < 1 for n in cfg.blocks_per_stage):
-        raise ValueError(f"ModelConfig.blocks_per_stage must be >= 1, got {cfg.blocks_per_stage}")
     if not cfg.channels:
         widths = [cfg.stem_width]
         for width, n in zip(cfg.stage_widths, cfg.blocks_per_stage, strict=True):
@@ -38,8 +32,6 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
             f"ModelConfig.channels has {len(widths)} widths, expected {expected} "
             f"(stem + 2 per block for blocks_per_stage={cfg.blocks_per_stage})"
         )
-    if any(w < 1 for w in widths):
-        raise ValueError(f"ModelConfig.channels must all be >= 1, got {widths}")
     i, c_in = 1, widths[0]
     for stage, n in enumerate(cfg.blocks_per_stage):
         for block in range(n):

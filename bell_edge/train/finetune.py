@@ -233,7 +233,8 @@ class _Trainer:
             else:
                 stale += 1
             bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}",
-                            best=f"{best['auroc']:.4f} (epoch {best['epoch']})")  # fmt: skip
+                            best=f"{best['auroc']:.4f} (epoch {best['epoch']})",
+                            refresh=False)  # fmt: skip
             bar.update()  # after the postfix, so the count and the figures are one epoch's
             if stale >= cfg.patience:
                 bar.set_description(

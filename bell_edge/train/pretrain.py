@@ -212,8 +212,9 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
                 last["samples_per_s"] = cfg.batch_size / (time.perf_counter() - tick)
                 if log:
                     log.write(json.dumps({"step": step, "epoch": epoch, **last}) + "\n")
-                bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}")
+                bar.set_postfix(loss=f"{last['loss']:.4f}", std=f"{last['collapse_std']:.3f}",
+                                refresh=False)  # fmt: skip
+                bar.update(1)  # redraws at the bar's own pace (every 30 s into a log)
                 if step % cfg.checkpoint_every == 0 or step == total or interrupted:
                     _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset)
                 if interrupted:  # saved at this step: --resume goes on from it

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from bell_edge.config import ModelConfig
+from bell_edge.config import ConfigError, ModelConfig
 from bell_edge.models import Branch, branch_channels
 
 SMALL = ModelConfig(stem_width=8, stage_widths=(8, 16), blocks_per_stage=(1, 2), kernel_size=5)
@@ -36,9 +36,13 @@ def test_inconsistent_channels_raise(channels: tuple[int, ...], message: str) ->
         branch_channels(dataclasses.replace(SMALL, channels=channels))
 
 
-def test_mismatched_stage_lists_raise() -> None:
-    with pytest.raises(ValueError, match="same length"):
-        branch_channels(dataclasses.replace(SMALL, blocks_per_stage=(1,)))
+def test_a_config_that_cannot_form_a_branch_is_refused_when_made() -> None:
+    with pytest.raises(ConfigError, match="must be as long"):
+        dataclasses.replace(SMALL, blocks_per_stage=(1,))
+    with pytest.raises(ConfigError, match="channels = \\[8, 0, 8\\]: must be whole numbers >= 1"):
+        dataclasses.replace(SMALL, channels=(8, 0, 8))
+    with pytest.raises(ConfigError, match="dropout = 1.0: must be in \\[0, 1\\)"):
+        dataclasses.replace(SMALL, dropout=1.0)
 
 
 def test_branch_keeps_pooled_axis_and_downsamples_per_stage() -> None:
