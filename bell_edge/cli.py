@@ -17,16 +17,18 @@ from bell_edge.errors import CheckFailed, InputError
 
 
 class _Command(click.Command):
-    """A command whose output folder (`--out`, `--dir`), if the command created it and then
-    failed, is not left behind empty (`files.tidied_on_failure`)."""
+    """A command whose output folders (`--out`, `--dir`, `--annotations`), if the command created
+    them and then failed, are not left behind empty (`files.tidied_on_failure`)."""
 
     def invoke(self, ctx: click.Context):
+        import contextlib
+
         from bell_edge.files import tidied_on_failure
 
-        folder = ctx.params.get("out") or ctx.params.get("folder")
-        if folder is None:
-            return super().invoke(ctx)
-        with tidied_on_failure(folder):
+        with contextlib.ExitStack() as stack:
+            for name in ("out", "folder", "annotations"):
+                if ctx.params.get(name) is not None:
+                    stack.enter_context(tidied_on_failure(ctx.params[name]))
             return super().invoke(ctx)
 
 
@@ -47,9 +49,12 @@ class _Group(click.Group):
         except CheckFailed as exc:
             click.echo(f"failed: {exc}", err=True)
             ctx.exit(1)
-        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as SIGPIPE does
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(141)
+        except BrokenPipeError as exc:
+            if not _stdout_closed():  # another pipe (a worker process): an error like any other
+                click.echo(f"error: {exc.strerror or exc}", err=True)
+                ctx.exit(2)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            ctx.exit(141)  # the reader went away (`| head`): stop quietly, as SIGPIPE does
         except OSError as exc:  # the system refused a file: read-only folder, no space, ...
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
@@ -57,6 +62,18 @@ class _Group(click.Group):
         except KeyboardInterrupt:  # finished files are whole; a resumable job resumes
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no fd (a test's captured stream), no poll
+        return False
 
 
 TASK_HELP = (
@@ -187,7 +204,7 @@ def data_prepare(path, out, fs, seconds, workers, force, as_json) -> None:
         "shape": cache.meta["shape"],
         "splits": {s: int((cache.splits == s).sum()) for s in sorted(set(cache.splits))},
         "skipped": result.skipped,
-        "padded_windows": cache.meta["padded_windows"],
+        "padded_windows": cache.meta.get("padded_windows"),  # None: a cache from before the count
         "preprocess_hash": cache.meta["preprocess_hash"],
     }
     if as_json:

@@ -156,6 +156,8 @@ class PretrainConfig:
     preprocess: PreprocessConfig = PreprocessConfig()
 
     def __post_init__(self):
+        if self.train_layout not in ("modules", "grouped"):
+            raise ConfigError(f"train_layout = {self.train_layout!r}: must be modules or grouped")
         _check_numbers(self, {
             "gamma": ((lambda v: 0 <= v <= 1), "in [0, 1]"), "epochs": AT_LEAST_ONE,
             "batch_size": AT_LEAST_ONE, "lr": POSITIVE, "weight_decay": NOT_NEGATIVE,

@@ -140,16 +140,19 @@ def holds_work(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def tidied_on_failure(out: str | Path) -> Iterator[None]:
-    """A block that writes into the folder `out`: if it raises, a folder it created and left
-    without work in it (`holds_work`) is removed again, so a failed command leaves nothing to
-    `--force` over. A folder that holds a checkpoint or a log stays, for `--resume` or a look."""
-    out = Path(out)
-    existed = out.exists() or out.is_symlink()
+    """A block that writes into the folder `out`: if it raises, the folders it created for `out`
+    (missing parents too) are removed again where they hold no work (`holds_work`), so a failed
+    command leaves nothing to `--force` over. One that holds a checkpoint or a log stays, for
+    `--resume` or a look."""
+    top = Path(out)  # the outermost folder the block may create
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    existed = top.exists() or top.is_symlink()
     try:
         yield
     except BaseException:
-        if not existed and out.is_dir() and not holds_work(out):
-            shutil.rmtree(out, ignore_errors=True)
+        if not existed and top.is_dir() and not holds_work(top):
+            shutil.rmtree(top, ignore_errors=True)
         raise
 
 

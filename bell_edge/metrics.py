@@ -144,8 +144,8 @@ def best_f1_thresholds(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
 def exclusive_pairs(y_true: np.ndarray, classes: Sequence[str]) -> list[list[str]]:
     """Pairs of classes never positive on the same record, where independence would put them
     together at least `MIN_EXPECTED_TOGETHER` times (a Poisson chance of seeing none below
-    e^-5 = 0.007): in PTB-XL, NORM with MI or STTC, and SR with AFIB, SBRAD or STACH. A monitor
-    reports at most one of each pair."""
+    e^-5 = 0.007): in the ptbxl100-release train split, NORM with MI or STTC, and SR with AFIB,
+    SBRAD, STACH or SVARR. A monitor reports at most one of each pair."""
     y = np.asarray(y_true) > 0.5
     together = y.T.astype(float) @ y
     expected = np.outer(y.sum(0), y.sum(0)) / max(len(y), 1)

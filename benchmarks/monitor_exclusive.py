@@ -87,7 +87,7 @@ def reference_af(record: Path):
     """A function of stream time: whether the reference rhythm there is AF."""
     ann = wfdb.rdann(str(record), "atr")
     fs = wfdb.rdheader(str(record)).fs
-    changes = [(s / fs, a.startswith("(AF")) for s, a in zip(ann.sample, ann.aux_note, strict=True)
+    changes = [(s / fs, a.strip() == "(AFIB") for s, a in zip(ann.sample, ann.aux_note, strict=True)
                if a.startswith("(")]  # fmt: skip
     return lambda t: next((af for start, af in reversed(changes) if start <= t), False)
 

@@ -17,6 +17,7 @@ from bell_edge.config import ConfigError, FinetuneConfig, PretrainConfig, load_t
             "stage_widths = [8, 16] and blocks_per_stage = [1, 1, 1]: must be as long",
         ),  # fmt: skip
         ('[model]\nlayout = "flat"\n', "layout = 'flat': must be modules or grouped"),
+        ('train_layout = "flat"\n', "train_layout = 'flat': must be modules or grouped"),
         (b"\xff\xfe", "not a TOML file"),
     ],
 )

@@ -148,6 +148,12 @@ def test_a_failed_block_removes_only_an_output_folder_it_created_without_work(tm
         raise KeyboardInterrupt
     assert (with_work / "stage" / "checkpoint.pt").is_file()
 
+    nested = tmp_path / "a" / "b" / "c"  # missing parents made on the way go too
+    with pytest.raises(InputError), tidied_on_failure(nested):
+        nested.mkdir(parents=True)
+        raise InputError("bad")
+    assert not (tmp_path / "a").exists()
+
     existing = tmp_path / "existing"  # the user's empty folder is theirs
     existing.mkdir()
     with pytest.raises(InputError), tidied_on_failure(existing):

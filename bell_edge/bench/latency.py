@@ -15,6 +15,7 @@ p50 ratios flatter the faster backend).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -128,42 +129,43 @@ def bench(
     for bundle in bundles[1:]:
         if bundle.input_shape != bundles[0].input_shape:
             raise InputError(f"{bundle.root}: input shape differs from {bundles[0].root}'s")
-    x, m, data_used = bench_inputs(bundles[0], data, max(MIN_INPUTS, 2 * max(batches)), progress)
     machine = describe()
-
-    inputs = {"windows": encode_array(x), "masks": encode_array(m)}
-    skipped, workers = [], []
+    skipped, plan = [], []
     for i, bundle in enumerate(bundles):
         for name in names:
             reason = skip_reason(bundle, name, machine["gpu"])
             if reason:
                 skipped.append({"bundle": i, "backend": name, "reason": reason})
-                continue
-            for t in threads:
-                request = {"bundle": str(bundle.root), "backend": name, "threads": t, **inputs}
-                workers.append(Worker(i, name, t, request, batches))
+            else:
+                plan.append((i, bundle, name))
+    if not plan:  # before reading any ECG
+        _nothing_to_measure(skipped)
+    x, m, data_used = bench_inputs(bundles[0], data, max(MIN_INPUTS, 2 * max(batches)), progress)
+    inputs = {"windows": encode_array(x), "masks": encode_array(m)}
+    workers = []
+    for i, bundle, name in plan:
+        for t in threads:
+            request = {"bundle": str(bundle.root), "backend": name, "threads": t, **inputs}
+            workers.append(Worker(i, name, t, request, batches))
     try:
         ready = _start(workers, skipped)
         if not ready:
-            reasons = "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped)
-            raise InputError(f"nothing to measure: no backend asked for runs here ({reasons})")
+            _nothing_to_measure(skipped)
         rounds = min(ROUNDS, runs)
         per_round = [runs // rounds + (r < runs % rounds) for r in range(rounds)]
+        dead: set[Worker] = set()
         with tqdm(total=rounds * len(ready), desc="bench", unit="block", leave=False,
                   disable=not progress) as bar:  # fmt: skip
             for r in range(rounds):
                 shift = r % max(1, len(ready))
                 for w in ready[shift:] + ready[:shift]:
-                    for b in batches:
-                        w_up = warmup if r == 0 else min(warmup, 3)
-                        reply = w.ask({"batch": b, "warmup": w_up, "runs": per_round[r]})
-                        if "error" in reply:
-                            w.errors[b] = reply["error"]
-                        else:
-                            w.times[b].extend(reply["times"])
+                    if w not in dead:
+                        _measure(w, batches, warmup if r == 0 else min(warmup, 3), per_round[r],
+                                 dead)  # fmt: skip
                     bar.update()
         for w in ready:
-            w.memory = w.ask({"stop": True})["memory"]
+            if w not in dead:
+                w.memory = w.ask({"stop": True})["memory"]
     finally:
         for w in workers:
             w.close()
@@ -183,6 +185,28 @@ def bench(
     if out is not None:
         save(report, out)
     return report
+
+
+def _nothing_to_measure(skipped: list[dict]) -> None:
+    reasons = "; ".join(dict.fromkeys(f"{s['backend']}: {s['reason']}" for s in skipped))
+    raise InputError(f"nothing to measure: no backend asked for runs here ({reasons})")
+
+
+def _measure(w: Worker, batches, warmup: int, runs: int, dead: set) -> None:
+    """One round of `w` over the batch sizes. A worker that dies (out of memory, a crash) joins
+    `dead`, and all its cases are skipped with why: a part of its rounds would be a biased
+    sample."""
+    for b in batches:
+        try:
+            reply = w.ask({"batch": b, "warmup": warmup, "runs": runs})
+        except RuntimeError as exc:
+            w.errors = {b: str(exc) for b in batches}
+            dead.add(w)
+            return
+        if "error" in reply:
+            w.errors[b] = reply["error"]
+        else:
+            w.times[b].extend(reply["times"])
 
 
 def save(report: dict, path: str | Path) -> None:
@@ -209,17 +233,24 @@ class Worker:
         self.send(request)
 
     def send(self, obj) -> None:
-        send_json(self.proc.stdin, obj)
+        try:
+            send_json(self.proc.stdin, obj)
+        except BrokenPipeError:  # it has exited
+            raise self._exited() from None
 
     def receive(self) -> dict:
         try:
             return read_json(self.proc.stdout)
         except EOFError:
-            self.proc.wait()
-            self.stderr.seek(0)
-            lines = self.stderr.read().decode(errors="replace").strip().splitlines()
-            last = lines[-1] if lines else "no message"
-            raise RuntimeError(f"worker exited with code {self.proc.returncode}: {last}") from None
+            raise self._exited() from None
+
+    def _exited(self) -> RuntimeError:
+        """Why the worker is gone: its exit code and the last line it wrote to stderr."""
+        self.proc.wait()
+        self.stderr.seek(0)
+        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else "no message"
+        return RuntimeError(f"worker exited with code {self.proc.returncode}: {last}")
 
     def ask(self, obj):
         self.send(obj)
@@ -227,7 +258,8 @@ class Worker:
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout):
-            pipe.close()
+            with contextlib.suppress(BrokenPipeError):  # a dead worker's unsent bytes
+                pipe.close()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -78,7 +78,7 @@ def build_manifest(
     if len(picked) < windows:
         where = ", ".join(str(p) for p in paths)
         why = (
-            f"; {len(skipped)} records unreadable, the first: {skipped[0]['error']}"
+            f"; unreadable records: {len(skipped)}, the first: {skipped[0]['error']}"
             if skipped
             else ""
         )

@@ -236,7 +236,8 @@ def _exclusive(clf) -> str:
         return ""
     named = ", ".join(f"{a}/{b}" for a, b in pairs)
     return (" The monitor flags at most one class of each pair the training labels never had "
-            f"together ({named}): the more probable.")  # fmt: skip
+            f"together ({named}): the more probable. Its AF alarm reads the AFIB probability, so "
+            "it can sound while an AFIB flag is overruled.")  # fmt: skip
 
 
 def _rhythm_use(classes) -> str:

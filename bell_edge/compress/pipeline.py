@@ -74,7 +74,7 @@ def versions() -> dict[str, str]:
 
 def export_stages(int8: bool, method: str, engine: str, litert: bool) -> list[str]:
     """The stages `export_bundle` reports through its `step`, in order."""
-    names = ["load the model and its check data", "export FP32 ONNX + parity checks"]
+    names = ["read the check data", "export FP32 ONNX + parity checks"]
     if int8:
         names += ["calibration windows (unlabeled)", f"INT8 ({method}) + accuracy gate",
                   "INT8 TensorRT variant (S8S8) + static check"]  # fmt: skip
@@ -113,7 +113,6 @@ def export_bundle(
         if not int8:
             raise InputError("--engine tensorrt builds from the INT8 Q/DQ model: add --int8")
         require_tensorrt()
-    step(next(stages))
     clf = load_classifier(ckpt)
     if int8 and calib is None:
         raise InputError(
@@ -132,6 +131,7 @@ def export_bundle(
                 f"(the fine-tuning data of {ckpt} is not recorded or not here)"
             )
         note(f"checks on {eval_data}, the data {ckpt} was fine-tuned on")
+    step(next(stages))  # the first stage starts once the inputs are checked
     data = eval_set(Path(eval_data), clf)
 
     with tempfile.TemporaryDirectory() as tmp_dir:

@@ -35,7 +35,7 @@ from bell_edge.data.records import RecordError, read_record
 from bell_edge.errors import InputError
 from bell_edge.files import holds_files, staged_dir
 
-CACHE_VERSION = 3  # bump when reading or preprocessing changes what a record gives
+CACHE_VERSION = 2  # bump when reading or preprocessing changes what a record gives
 WINDOWS_FILE, INDEX_FILE, META_FILE = "windows.f32", "index.json", "meta.json"
 
 
@@ -201,7 +201,8 @@ def _build(dataset, hashes, cfg, key, tmp: Path, pool: _Pool, progress) -> dict:
         "preprocess": to_dict(cfg),
         "preprocess_hash": cfg.hash(),
         "records": len(dataset.records) - len(skipped),
-        "padded_windows": padded,  # records shorter than one window, zero-padded to its length
+        "padded_windows": padded,  # records shorter than one window, zero-padded; absent in
+        # caches written before the count (the windows are the same, so the key did not change)
         "skipped": skipped,
         "dropped_by_layout": dataset.dropped,
     }

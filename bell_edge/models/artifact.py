@@ -51,6 +51,11 @@ def classifier_file(path: Path) -> Path:
         return path / MODEL if path.is_dir() else path
     if (path / ENCODER_FILE).is_file() or (path / "checkpoint.pt").is_file():
         hint = f"a pretraining run; fine-tune it first (bell-edge finetune --init {path} ...)"
+    elif (path / MANIFEST_FILE).is_file():
+        hint = (
+            "a bundle; this takes the fine-tuned run it came from (its manifest's "
+            "source_checkpoint)"
+        )
     elif (path / "model.onnx").is_file():
         hint = f"a bundle without its {MANIFEST_FILE}; export it again"
     elif (path / CONFIG).is_file():

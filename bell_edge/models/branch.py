@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bell_edge.config import ModelConfig
+from bell_edge.config import ConfigError, ModelConfig
 
 
 def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
@@ -16,8 +16,8 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
 
     Taken from `cfg.channels` when given (a pruned model; then `stage_widths` is ignored and
     `blocks_per_stage` only fixes the structure), else derived from the stage widths.
-    Raises ValueError when the explicit widths cannot form the residual structure (the rest,
-    list lengths and positive widths, `ModelConfig` checks itself).
+    Raises ConfigError (one line) when the explicit widths cannot form the residual structure
+    (the rest, list lengths and positive widths, `ModelConfig` checks itself).
     """
     if not cfg.channels:
         widths = [cfg.stem_width]
@@ -28,7 +28,7 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
     widths = tuple(cfg.channels)
     expected = 1 + 2 * sum(cfg.blocks_per_stage)
     if len(widths) != expected:
-        raise ValueError(
+        raise ConfigError(
             f"ModelConfig.channels has {len(widths)} widths, expected {expected} "
             f"(stem + 2 per block for blocks_per_stage={cfg.blocks_per_stage})"
         )
@@ -37,7 +37,7 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
         for block in range(n):
             c_out = widths[i + 1]
             if block > 0 and c_out != c_in:
-                raise ValueError(
+                raise ConfigError(
                     f"ModelConfig.channels[{i + 1}] = {c_out}: block {block} of stage {stage} "
                     f"has an identity skip, so its output width must equal its input {c_in}"
                 )

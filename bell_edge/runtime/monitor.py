@@ -24,7 +24,8 @@ else the AFIB decision threshold.
 
 Classes the training labels never had together (`metrics.exclusive_pairs`, in the bundle's
 `training.exclusive_pairs`: NORM with MI, SR with AFIB, ...) are never both positive: of two, the
-more probable stays, and `overruled` names the other.
+more probable stays, and `overruled` names the other. The AF alarm reads the AFIB probability,
+not the decision, so an overruled AFIB can still raise it.
 
 `finish()` ends the stream: the beats still pending become final with the signal there is.
 

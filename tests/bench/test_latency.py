@@ -102,3 +102,24 @@ def test_a_changed_checkpoint_is_refused_for_torch(tiny_bundle, tmp_path):
                                                     "source_checkpoint": str(other)})  # fmt: skip
     assert "sha256 does not match" in skip_reason(changed, "torch-fp32", None)
     assert skip_reason(bundle, "torch-fp32", None) is None
+
+
+def test_a_worker_that_dies_mid_run_skips_all_its_cases_with_why(tiny_bundle):
+    import numpy as np
+
+    from bell_edge.bench.backends import encode_array
+    from bell_edge.bench.latency import Worker, _measure, _start
+
+    x, m = np.zeros((2, 12, 1000), np.float32), np.ones((2, 12), np.float32)
+    request = {"bundle": str(tiny_bundle), "backend": "ort-fp32", "threads": 1,
+               "windows": encode_array(x), "masks": encode_array(m)}  # fmt: skip
+    worker, dead = Worker(0, "ort-fp32", 1, request, (1, 2)), set()
+    try:
+        assert _start([worker], []) == [worker]
+        worker.proc.kill()  # as the kernel's OOM killer would
+        _measure(worker, (1, 2), warmup=0, runs=1, dead=dead)
+        assert dead == {worker}
+        assert set(worker.errors) == {1, 2}
+        assert all("worker exited with code -9" in e for e in worker.errors.values())
+    finally:
+        worker.close()  # its unsent bytes do not raise

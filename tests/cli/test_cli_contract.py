@@ -97,3 +97,14 @@ def test_commands_that_make_something_have_json():
     found = {" ".join(path): command for path, command in commands()}
     for name in JSON_COMMANDS:
         assert any("--json" in p.opts for p in found[name].params), f"{name} lacks --json"
+
+
+def test_the_progress_default_for_logs_can_apply():
+    """`main` sets TQDM_MININTERVAL for a log; tqdm reads it when first imported, so nothing
+    may import tqdm before `main` runs."""
+    import subprocess
+    import sys
+
+    code = "import sys, bell_edge.cli; print('tqdm' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"  # fmt: skip

@@ -91,3 +91,17 @@ def test_prepare_says_how_many_windows_it_zero_padded(tmp_path, cinc2021):
     assert f"note: {short} windows zero-padded to 20 s" in padded.stderr
     whole = run("data", "prepare", cinc2021, "--out", tmp_path / "c10", "--json")
     assert json.loads(whole.stdout)["padded_windows"] == 0  # every record is at least 10 s
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(mitdb100):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bell_edge.cli", "data", "inspect", str(mitdb100)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # gone before the first line is written, as `| head -0` would be
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 141, stderr
+    assert stderr == ""

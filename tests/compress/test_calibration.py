@@ -104,7 +104,7 @@ def test_unreadable_records_are_skipped_and_listed(small_folder) -> None:
     assert len(manifest["records"]) == 3
     assert [(s["source"], s["record"]) for s in manifest["skipped"]] == [(0, "broken")]
     assert "signal file 00024_gone.dat is missing" in manifest["skipped"][0]["error"]
-    with pytest.raises(InputError, match="asked for; 1 records unreadable, the first: .*gone"):
+    with pytest.raises(InputError, match="asked for; unreadable records: 1, the first: .*gone"):
         build_manifest(small_folder, "too many", windows=10)  # the shortfall says why
 
 

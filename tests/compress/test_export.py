@@ -199,6 +199,11 @@ def test_a_folder_that_is_not_a_fine_tuned_run_says_what_it_looks_like(
             result = run(*args)
             assert result.exit_code == 2, result.output
             assert result.stderr.strip().splitlines()[-1] == f"error: {folder}: no model.pt: {what}"
+    whole = run("export", tiny_bundle, "--out", tmp_path / "b")
+    assert whole.stderr == (
+        f"error: {tiny_bundle}: no model.pt: a bundle; this takes the "
+        "fine-tuned run it came from (its manifest's source_checkpoint)\n"
+    )
     refused = run("finetune", "--data", ptbxl100, "--init", tiny_classifier, "--out",
                   tmp_path / "ft")  # fmt: skip
     assert refused.exit_code == 2

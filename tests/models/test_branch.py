@@ -32,7 +32,7 @@ def test_explicit_channels_override_stage_widths() -> None:
     ],
 )
 def test_inconsistent_channels_raise(channels: tuple[int, ...], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):  # one line, exit 2 from the CLI
         branch_channels(dataclasses.replace(SMALL, channels=channels))
 
 
