@@ -689,7 +689,7 @@ def data_curve(data, out, pretrain_data, corpus_fractions, label_fraction, seeds
 @click.option("--force", is_flag=True, help=CLAIM_HELP)
 def demo(data, out, budget, tasks, as_json, force) -> None:
     """The main job end to end on real ECGs (resumes where it stopped)."""
-    from bell_edge.demo import gain_text, run_demo
+    from bell_edge.demo import gain_text, per_hop, run_demo
 
     def report(stage: str, seconds: float, note: str) -> None:
         click.echo(f"[{seconds:7.1f} s] {stage:<28} {note}", err=as_json)
@@ -718,7 +718,7 @@ def demo(data, out, budget, tasks, as_json, force) -> None:
     mon = summary["monitor"]
     click.echo(
         f"monitor replay {mon['record']}: {mon['analysed']}/{mon['hops']} hops analysed, "
-        f"p99 {mon['latency_ms']['p99']:.1f} ms per hop"
+        f"{per_hop(mon['latency_ms'])}"
     )
     click.echo(f"outputs in {out}/ (report: {out / 'report.md'})")
 
