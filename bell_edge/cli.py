@@ -99,6 +99,7 @@ def main() -> None:
     """BELL 12-lead ECG models: pretrain, fine-tune, compress, deploy to a bedside monitor."""
     if not sys.stderr.isatty():  # a log (nohup, tee): progress bars redraw every 30 s, not 0.1 s
         os.environ.setdefault("TQDM_MININTERVAL", "30")
+        os.environ.setdefault("TQDM_MAXINTERVAL", "30")  # tqdm's monitor would redraw at 10 s
 
 
 @main.group(cls=_Group)
