@@ -52,6 +52,9 @@ class PreprocessConfig:
         return config_hash(self)
 
 
+LAYOUTS = ("modules", "grouped")  # the branches as separate modules, or one grouped conv
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Multi-branch 1-D ResNet encoder and its heads.
@@ -75,7 +78,7 @@ class ModelConfig:
     dropout: float = 0.2
 
     def __post_init__(self):
-        if self.layout not in ("modules", "grouped"):
+        if self.layout not in LAYOUTS:
             raise ConfigError(f"layout = {self.layout!r}: must be modules or grouped")
         if len(self.stage_widths) != len(self.blocks_per_stage):
             raise ConfigError(f"stage_widths = {list(self.stage_widths)} and blocks_per_stage = "
@@ -84,11 +87,35 @@ class ModelConfig:
             values = getattr(self, name)
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
                 raise ConfigError(f"{name} = {list(values)}: must be whole numbers >= 1")
+        if self.channels:
+            self._check_channels()
         _check_numbers(self, {
             "n_leads": AT_LEAST_ONE, "stem_width": AT_LEAST_ONE, "kernel_size": AT_LEAST_ONE,
             "proj_hidden": AT_LEAST_ONE, "proj_dim": AT_LEAST_ONE, "n_classes": AT_LEAST_ONE,
             "dropout": PROBABILITY,
         })  # fmt: skip
+
+    def _check_channels(self) -> None:
+        """Explicit widths (a pruned model's) that form the branch: a stem, two convs per
+        residual block, and an unchanged width across every identity skip."""
+        widths, blocks = self.channels, self.blocks_per_stage
+        expected = 1 + 2 * sum(blocks)
+        if len(widths) != expected:
+            raise ConfigError(
+                f"ModelConfig.channels has {len(widths)} widths, expected {expected} "
+                f"(stem + 2 per block for blocks_per_stage={blocks})"
+            )
+        i, c_in = 1, widths[0]
+        for stage, n in enumerate(blocks):
+            for block in range(n):
+                c_out = widths[i + 1]
+                if block > 0 and c_out != c_in:
+                    raise ConfigError(
+                        f"ModelConfig.channels[{i + 1}] = {c_out}: block {block} of stage "
+                        f"{stage} has an identity skip, so its output width must equal its "
+                        f"input {c_in}"
+                    )
+                c_in, i = c_out, i + 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +183,7 @@ class PretrainConfig:
     preprocess: PreprocessConfig = PreprocessConfig()
 
     def __post_init__(self):
-        if self.train_layout not in ("modules", "grouped"):
+        if self.train_layout not in LAYOUTS:
             raise ConfigError(f"train_layout = {self.train_layout!r}: must be modules or grouped")
         _check_numbers(self, {
             "gamma": ((lambda v: 0 <= v <= 1), "in [0, 1]"), "epochs": AT_LEAST_ONE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bell_edge.config import ConfigError, ModelConfig
+from bell_edge.config import ModelConfig
 
 
 def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
@@ -16,33 +16,14 @@ def branch_channels(cfg: ModelConfig) -> tuple[int, ...]:
 
     Taken from `cfg.channels` when given (a pruned model; then `stage_widths` is ignored and
     `blocks_per_stage` only fixes the structure), else derived from the stage widths.
-    Raises ConfigError (one line) when the explicit widths cannot form the residual structure
-    (the rest, list lengths and positive widths, `ModelConfig` checks itself).
+    `ModelConfig` has checked that the explicit widths form the residual structure.
     """
-    if not cfg.channels:
-        widths = [cfg.stem_width]
-        for width, n in zip(cfg.stage_widths, cfg.blocks_per_stage, strict=True):
-            widths += [width, width] * n
-        return tuple(widths)
-
-    widths = tuple(cfg.channels)
-    expected = 1 + 2 * sum(cfg.blocks_per_stage)
-    if len(widths) != expected:
-        raise ConfigError(
-            f"ModelConfig.channels has {len(widths)} widths, expected {expected} "
-            f"(stem + 2 per block for blocks_per_stage={cfg.blocks_per_stage})"
-        )
-    i, c_in = 1, widths[0]
-    for stage, n in enumerate(cfg.blocks_per_stage):
-        for block in range(n):
-            c_out = widths[i + 1]
-            if block > 0 and c_out != c_in:
-                raise ConfigError(
-                    f"ModelConfig.channels[{i + 1}] = {c_out}: block {block} of stage {stage} "
-                    f"has an identity skip, so its output width must equal its input {c_in}"
-                )
-            c_in, i = c_out, i + 2
-    return widths
+    if cfg.channels:
+        return tuple(cfg.channels)
+    widths = [cfg.stem_width]
+    for width, n in zip(cfg.stage_widths, cfg.blocks_per_stage, strict=True):
+        widths += [width, width] * n
+    return tuple(widths)
 
 
 def _conv_bn(

@@ -19,10 +19,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from bell_edge.config import ModelConfig
+from bell_edge.config import LAYOUTS, ModelConfig
 from bell_edge.models.branch import Branch, branch_channels
-
-LAYOUTS = ("modules", "grouped")
 
 
 class MultiLeadEncoder(nn.Module):
@@ -33,8 +31,6 @@ class MultiLeadEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if not cfg.shared_weights and cfg.layout not in LAYOUTS:
-            raise ValueError(f"ModelConfig.layout must be one of {LAYOUTS}, got {cfg.layout!r}")
         self.n_leads = cfg.n_leads
         self.layout = "shared" if cfg.shared_weights else cfg.layout
         if self.layout == "shared":

@@ -38,7 +38,6 @@ from bell_edge.models.artifact import (
     per_record,
     predict,
 )
-from bell_edge.models.branch import branch_channels
 from bell_edge.models.heads import ECGClassifier
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.train import checkpoint
@@ -86,7 +85,6 @@ def finetune(
         source = pretrained.resolve_init(init)
         model_cfg, preprocess, encoder_state, init_method = load_encoder(source)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
-    branch_channels(cfg.model)  # a model the widths cannot build: refused before the data
     cache = data_cache.load(data, cfg.preprocess, progress=progress, tasks=cfg.tasks)
     if not cache.classes:
         raise InputError(f"{data}: unlabeled; fine-tuning needs labels")

@@ -39,7 +39,6 @@ from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
 from bell_edge.files import appending, holds_files, write_json, write_text
 from bell_edge.models.artifact import MODEL
-from bell_edge.models.branch import branch_channels
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -135,7 +134,6 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // runtime.world_size))
     checkpoint.seed_everything(cfg.seed)
 
-    branch_channels(cfg.model)  # a model the widths cannot build: refused before the data
     dataset = _load_corpus(folders, cfg, runtime)
     steps_per_epoch = len(dataset) // cfg.batch_size
     if steps_per_epoch == 0:
