@@ -325,6 +325,9 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, as_json, 
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file with any FinetuneConfig fields; flags override it.")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Continue from RUN/checkpoint.pt (saved every minute and at Ctrl-C), or "
+                   "start in an empty RUN.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace a non-empty run directory.")
 @click.option("--task", "tasks", default=None, help=TASK_HELP)
 @click.option(
@@ -334,7 +337,9 @@ def pretrain(data, out, config_file, resume, force, max_steps, budget, as_json, 
     help="Share of training windows fed with only 2-3 leads (full mode). [default: 0]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def finetune(data, out, init, scratch, subset, config_file, force, tasks, as_json, **flags) -> None:
+def finetune(
+    data, out, init, scratch, subset, config_file, resume, force, tasks, as_json, **flags
+) -> None:
     """Fine-tune a classifier with a fraction of the labels (linear probe or full)."""
     from bell_edge.config import FinetuneConfig, load_toml, replace
     from bell_edge.data.datasets import parse_tasks
@@ -344,7 +349,7 @@ def finetune(data, out, init, scratch, subset, config_file, force, tasks, as_jso
         raise InputError("give exactly one of --init RUN_OR_CKPT and --scratch")
     cfg = load_toml(FinetuneConfig, config_file) if config_file else FinetuneConfig()
     cfg = replace(cfg, tasks=parse_tasks(tasks) if tasks else None, **flags)
-    summary = finetune(data, out, cfg, init=init, subset=subset, force=force)
+    summary = finetune(data, out, cfg, init=init, subset=subset, force=force, resume=resume)
     if as_json:
         _print_json(summary)
         return

@@ -247,6 +247,21 @@ def config_hash(cfg: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def changed_setting(was: Any, now: Any, may_change: tuple[str, ...] = ()) -> tuple | None:
+    """(dotted name, old value, new value) of the first setting in which config `now` differs
+    from `was`, other than those in `may_change`; None when they agree."""
+    old, new = _flat(to_dict(was)), _flat(to_dict(now))
+    changed = (k for k in new if k not in may_change and new[k] != old.get(k))
+    return next(((k, old.get(k), new[k]) for k in changed), None)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return flat
+
+
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build `cls` from a (possibly partial) dict; unknown keys are an error."""
     hints = typing.get_type_hints(cls)

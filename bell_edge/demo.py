@@ -98,8 +98,9 @@ def run_demo(
                    subset and file_sha256(subset))  # fmt: skip
         keyed_stage(
             f"fine-tune {name} (10%, seed {seed})", run, key, report,
-            lambda _, run=run, cfg=cfg, init=init, subset=subset: _ft_note(
-                finetune(cache.root, run, cfg, init=init, subset=subset, force=True)),
+            lambda resume, run=run, cfg=cfg, init=init, subset=subset: _ft_note(
+                finetune(cache.root, run, cfg, init=init, subset=subset, force=True,
+                         resume=resume)),
         )  # fmt: skip
     summary["bell_vs_scratch"] = seed_comparison(runs, out, cache.classes)
 

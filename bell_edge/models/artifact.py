@@ -21,11 +21,15 @@ from bell_edge.models.pretrained import ENCODER_FILE, MANIFEST_FILE
 
 CLASSIFIER_FORMAT = "bell-edge-classifier"
 MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
+CHECKPOINT = "checkpoint.pt"  # a fine-tuning run in progress (`--resume`)
 
 
 def check_run_dir(out: Path, force: bool) -> None:
     """A run directory may be written: absent, empty, or `force`; else one-line InputError."""
     if holds_files(out) and not force:
+        if (out / CHECKPOINT).is_file() and (out / SUBSET).is_file():
+            raise InputError(f"{out}: a run that stopped before its end (use --resume to go on "
+                             "from its checkpoint, --force to start it again)")  # fmt: skip
         if (out / CONFIG).is_file() and not (out / MODEL).is_file():
             raise InputError(f"{out}: a run that stopped before its end, without {MODEL} "
                              "(use --force to start it again)")  # fmt: skip
@@ -49,7 +53,11 @@ def classifier_file(path: Path) -> Path:
     is refused in one line that says what it looks like instead."""
     if not path.is_dir() or (path / MODEL).is_file():
         return path / MODEL if path.is_dir() else path
-    if (path / ENCODER_FILE).is_file() or (path / "checkpoint.pt").is_file():
+    if (path / SUBSET).is_file():
+        hint = "a fine-tuning run that stopped before its end"
+        if (path / CHECKPOINT).is_file():
+            hint += f" (bell-edge finetune ... --out {path} --resume continues it)"
+    elif (path / ENCODER_FILE).is_file() or (path / CHECKPOINT).is_file():
         hint = f"a pretraining run; fine-tune it first (bell-edge finetune --init {path} ...)"
     elif (path / MANIFEST_FILE).is_file():
         hint = (

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -10,7 +14,7 @@ import torch
 
 from bell_edge.models.checkpoint import load, save
 
-__all__ = ["load", "rng_state", "save", "seed_everything", "set_rng_state"]
+__all__ = ["deferred_interrupt", "load", "rng_state", "save", "seed_everything", "set_rng_state"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -43,3 +47,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[list[bool]]:
+    """Ctrl-C (SIGINT) inside the block only marks the yielded list (non-empty once pressed), so a
+    training loop can finish its step or epoch, save a checkpoint there and stop: the run then
+    resumes exactly. A kill still loses the work since the last checkpoint. Off the main thread,
+    where no handler can be set, Ctrl-C acts at once."""
+    hit: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: hit.append(True))
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -179,9 +179,9 @@ def run_grid(
                       patience=plan.patience or max(5, epochs // 3))  # fmt: skip
         key = _key(config_hash(cfg), init_keys[name], file_sha256(subset), cache.meta["key"])
         init = inits[name]
-        stage(run, key, lambda _, run=run, cfg=cfg, init=init, subset=subset, fold=fold: finetune(
-            cache.root, run, cfg, init=init, subset=subset, force=True, progress=False,
-            holdout=holdouts[fold]), log)  # fmt: skip
+        stage(run, key, lambda resume, run=run, cfg=cfg, init=init, subset=subset, fold=fold:
+              finetune(cache.root, run, cfg, init=init, subset=subset, force=True, progress=False,
+                       holdout=holdouts[fold], resume=resume), log)  # fmt: skip
         summary = json.loads((run / "summary.json").read_text())
         val = summary["val"]
         results.append({

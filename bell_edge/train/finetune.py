@@ -2,7 +2,9 @@
 
 A run directory holds `config.toml`, `subset.json` (the labeled records used, reusable by every
 method compared), `metrics.jsonl` (one line per epoch), `model.pt` (the best state by validation
-macro AUROC, with its per-class decision thresholds) and `summary.json`.
+macro AUROC, with its per-class decision thresholds) and `summary.json`. While it runs it also
+holds `checkpoint.pt`, the state at an epoch's end, saved every minute and at Ctrl-C, from which
+`resume` continues exactly; it is removed once `model.pt` is written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,16 +22,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bell_edge.config import FinetuneConfig, dump_toml
+from bell_edge.config import FinetuneConfig, changed_setting, dump_toml, from_dict
 from bell_edge.config import to_dict as config_dict
 from bell_edge.data import cache as data_cache
 from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
-from bell_edge.files import appending, staged_file, write_json, write_text
+from bell_edge.files import appending, holds_files, staged_file, write_json, write_text
 from bell_edge.metrics import best_f1_thresholds, evaluate_scores, exclusive_pairs, separable
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
+    CHECKPOINT,
     CLASSIFIER_FORMAT,
     CONFIG,
     MODEL,
@@ -47,6 +51,9 @@ from bell_edge.train.pretrain import load_encoder
 
 METRICS = "metrics.jsonl"
 VAL_SCORES = "val_scores.npz"  # record ids, per-record scores and labels of the selection split
+CHECKPOINT_FORMAT = "bell-edge-finetune-checkpoint"
+SAVE_EVERY_S = 60.0  # a kill loses at most about this much training
+RESUME_MAY_CHANGE = ("device",)  # how a run runs, not its recipe
 
 
 def finetune(
@@ -59,6 +66,7 @@ def finetune(
     progress: bool = True,
     start: Classifier | None = None,
     holdout: list[str] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune from a pretrained encoder (`init`) or from scratch; returns the summary.
 
@@ -66,9 +74,11 @@ def finetune(
     preprocessing configs; `init` then only names where it came from.
     `holdout`: select the model on these records of the train and val splits and train on the
     others (one fold of a k-fold estimate) instead of the folder's own val split.
+    `resume`: continue from `out`'s checkpoint, with the same data, init and settings, or start
+    in a missing or empty `out`.
     """
     out = Path(out)
-    check_run_dir(out, force)
+    resume = _resumable(out, resume, force, progress)
     if cfg.mode not in ("linear", "full"):
         raise InputError(f"--mode {cfg.mode}: use linear or full")
     if not 0.0 <= cfg.lead_dropout < 1.0:
@@ -77,14 +87,15 @@ def finetune(
     checkpoint.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
 
-    encoder_state, init_method = None, "scratch"
+    encoder_state, init_method, origin = None, "scratch", "scratch"
     if start is not None:
         cfg = dataclasses.replace(cfg, model=start.model_config, preprocess=start.preprocess)
-        init_method = "classifier"
+        init_method, origin = "classifier", f"classifier {init}"
     elif init is not None:
         source = pretrained.resolve_init(init)
         model_cfg, preprocess, encoder_state, init_method = load_encoder(source)
         cfg = dataclasses.replace(cfg, model=model_cfg, preprocess=preprocess)
+        origin = str(Path(source).resolve())
     cache = data_cache.load(data, cfg.preprocess, progress=progress, tasks=cfg.tasks)
     if not cache.classes:
         raise InputError(f"{data}: unlabeled; fine-tuning needs labels")
@@ -100,8 +111,19 @@ def finetune(
     if len(val_rows) == 0:
         raise InputError(f"{data}: no val split to select the model on")
 
+    identity = {
+        "config": config_dict(cfg),
+        "init": origin,
+        "data": cache.meta["key"],
+        "holdout": sorted(holdout) if holdout is not None else None,
+    }
+    saved = checkpoint.load(out / CHECKPOINT) if resume else None
+    if saved is not None:
+        _check_same_run(out, saved, identity)
+    else:  # a fresh start (--force): an earlier run's checkpoint must not be resumed into it
+        (out / CHECKPOINT).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = _label_subset(cache, cfg, subset, out, train_rows)
+    chosen = _label_subset(cache, cfg, subset, out, train_rows, resume)
     train_rows = train_rows[subset_rows(cache.record_ids[train_rows], chosen)]
     write_text(out / CONFIG, dump_toml(cfg))
 
@@ -109,18 +131,26 @@ def finetune(
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state, strict=True)
     model.to(device)
-    with appending(out / METRICS, fresh=True) as log:
-        if cfg.mode == "full" and cfg.probe_epochs > 0 and encoder_state is not None:
+    probing = cfg.mode == "full" and cfg.probe_epochs > 0 and encoder_state is not None
+    logged = _keep_lines(out / METRICS, saved["metrics_lines"]) if saved is not None else 0
+    with (
+        appending(out / METRICS, fresh=saved is None) as log,
+        checkpoint.deferred_interrupt() as interrupted,
+    ):
+        journal = _Journal(out, log, logged, identity, interrupted, saved)
+        if probing and journal.resumes("train"):
+            model.encoder.requires_grad_(True)  # the probe had ended: on with the full phase
+        elif probing:
             probe_cfg = dataclasses.replace(cfg, mode="linear", epochs=cfg.probe_epochs)
             probe = _LinearProbe(model, cache, train_rows, val_rows, probe_cfg, device)
-            model.load_state_dict(probe.fit(log, progress)["state"])
+            model.load_state_dict(probe.fit(journal, "probe", progress)["state"])
             model.encoder.requires_grad_(True)
         if cfg.mode == "linear":
             trainer = _LinearProbe(model, cache, train_rows, val_rows, cfg, device)
         else:
             trainer = _FullFineTune(model, cache, train_rows, val_rows, cfg, device,
                                     pretrained=encoder_state is not None)  # fmt: skip
-        best = trainer.fit(log, progress)
+        best = trainer.fit(journal, "train", progress)
 
     model.load_state_dict(best["state"])
     model.cpu()
@@ -174,7 +204,96 @@ def finetune(
         "val_by_lead_set": {k: v["val_macro_auroc"] for k, v in by_lead_set.items()},
     }
     write_json(out / "summary.json", summary)
+    (out / CHECKPOINT).unlink(missing_ok=True)
     return summary
+
+
+def _resumable(out: Path, resume: bool, force: bool, progress: bool) -> bool:
+    """Whether the run continues from `out`'s checkpoint; else it starts, in a folder that
+    `check_run_dir` allows (with `resume`: a missing or empty one, as `pretrain` does)."""
+    if not resume:
+        check_run_dir(out, force)
+        return False
+    if (out / CHECKPOINT).is_file():
+        return True
+    if (out / MODEL).is_file():
+        raise InputError(f"{out}: already complete, with {MODEL} (--force starts it again)")
+    if holds_files(out) and not force:
+        raise InputError(f"{out}: not empty and no {CHECKPOINT} to resume (it is saved every "
+                         f"{SAVE_EVERY_S:.0f} s; --force starts the run again)")  # fmt: skip
+    if progress:
+        print(f"{out}: no {CHECKPOINT} yet, starting the run", file=sys.stderr)
+    return False
+
+
+def _check_same_run(out: Path, saved: dict, identity: dict) -> None:
+    """A resumed run keeps its data, init and recipe: anything else would splice two runs."""
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{out / CHECKPOINT}: not a bell-edge fine-tuning checkpoint")
+    was = saved["run"]
+    changed = changed_setting(
+        from_dict(FinetuneConfig, was["config"]),
+        from_dict(FinetuneConfig, identity["config"]),
+        RESUME_MAY_CHANGE,
+    )
+    if changed:
+        name, before, now = changed
+        raise InputError(f"{out}: --resume with {name} = {now}, but the run has {before}; "
+                         "resume with the run's settings or start a new run")  # fmt: skip
+    if was["init"] != identity["init"]:
+        raise InputError(f"{out}: --resume from {identity['init']}, but the run started from "
+                         f"{was['init']}")  # fmt: skip
+    if was["data"] != identity["data"] or was["holdout"] != identity["holdout"]:
+        raise InputError(f"{out}: --resume on other data or folds than the run started on")
+
+
+class _Journal:
+    """What a run leaves as it trains: a metrics line per epoch and, every `SAVE_EVERY_S` and at
+    Ctrl-C (after which the run stops), a checkpoint of the phase in progress: the trainer's
+    state, the RNG state and how many metrics lines it covers."""
+
+    def __init__(self, out: Path, log, lines: int, identity: dict, interrupted: list,
+                 saved: dict | None) -> None:  # fmt: skip
+        self.out, self.log, self.lines, self.identity = out, log, lines, identity
+        self.interrupted, self.saved = interrupted, saved
+        self.last_save = time.monotonic()
+
+    def resumes(self, phase: str) -> bool:
+        return self.saved is not None and self.saved["phase"] == phase
+
+    def resume_state(self, phase: str) -> dict | None:
+        """The saved trainer state of `phase`, with the RNG put back as it was then."""
+        if not self.resumes(phase):
+            return None
+        checkpoint.set_rng_state(self.saved["rng"])
+        return self.saved["trainer"]
+
+    def epoch_done(self, phase: str, row: dict, trainer_state) -> None:
+        self.log.write(json.dumps(row) + "\n")
+        self.lines += 1
+        if self.interrupted or time.monotonic() - self.last_save >= SAVE_EVERY_S:
+            checkpoint.save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "run": self.identity,
+                    "phase": phase,
+                    "trainer": trainer_state(),
+                    "rng": checkpoint.rng_state(),
+                    "metrics_lines": self.lines,
+                },
+                self.out / CHECKPOINT,
+            )
+            self.last_save = time.monotonic()
+        if self.interrupted:  # saved at this epoch's end: --resume goes on from it
+            raise KeyboardInterrupt
+
+
+def _keep_lines(path: Path, n: int) -> int:
+    """Keep the first `n` lines of the log at `path` (a killed run may have logged past its
+    checkpoint); the number kept. Done before the log is opened: it replaces the file."""
+    lines = path.read_text().splitlines()[:n] if path.is_file() else []
+    write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
 
 
 def write_label_subset(cache, fraction: float, seed: int, path: Path, rows=None) -> list[str]:
@@ -191,8 +310,14 @@ def write_label_subset(cache, fraction: float, seed: int, path: Path, rows=None)
     return chosen
 
 
-def _label_subset(cache, cfg, subset, out: Path, train_rows) -> list[str]:
-    """The labeled records to train on: a given manifest (copied into the run), or a new one."""
+def _label_subset(cache, cfg, subset, out: Path, train_rows, resume: bool) -> list[str]:
+    """The labeled records to train on: a given manifest (copied into the run), or a new one;
+    a resumed run keeps its own."""
+    if resume:
+        chosen = list(load_subset(out / SUBSET)["record_ids"])
+        if subset is not None and set(load_subset(subset)["record_ids"]) != set(chosen):
+            raise InputError(f"{subset}: not the labeled subset the run in {out} started with")
+        return chosen
     if subset is None:
         return write_label_subset(cache, cfg.label_fraction, cfg.seed, out / SUBSET, train_rows)
     manifest = load_subset(subset)
@@ -213,37 +338,50 @@ class _Trainer:
         self.model, self.cache, self.cfg, self.device = model, cache, cfg, device
         self.train_rows, self.val_rows = train_rows, val_rows
         self.loss = nn.BCEWithLogitsLoss()
+        self.optimizer: torch.optim.Optimizer
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
-    def fit(self, log, progress: bool) -> dict[str, Any]:
-        """Train, writing one JSON line per epoch to `log`; the best state by val macro AUROC."""
+    def fit(self, journal: _Journal, phase: str, progress: bool) -> dict[str, Any]:
+        """Train, logging each epoch to `journal` as `phase` (a resumed phase goes on from its
+        saved state); the best state by val macro AUROC."""
         cfg, started = self.cfg, time.perf_counter()
-        best = {"auroc": -1.0, "epoch": 0, "state": None}
-        stale, epoch = 0, 0
-        bar = tqdm(total=cfg.epochs, desc=f"finetune {cfg.mode}", unit="epoch",
+        best: dict[str, Any] = {"auroc": -1.0, "epoch": 0, "state": None}
+        stale, epoch, seconds_before = 0, 0, 0.0
+        if (saved := journal.resume_state(phase)) is not None:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(saved["scheduler"])
+            best, stale, epoch, seconds_before = (saved["best"], saved["stale"], saved["epoch"],
+                                                  saved["seconds"])  # fmt: skip
+        bar = tqdm(total=cfg.epochs, initial=epoch, desc=f"finetune {cfg.mode}", unit="epoch",
                    disable=not progress)  # fmt: skip
-        for epoch in range(1, cfg.epochs + 1):
+        while epoch < cfg.epochs and stale < cfg.patience:
+            epoch += 1
             train_loss = self.train_epoch(epoch)
             auroc = self.val_auroc()
-            row = {"phase": cfg.mode, "epoch": epoch, "train_loss": train_loss,
-                   "val_macro_auroc": auroc}  # fmt: skip
-            log.write(json.dumps(row) + "\n")
             if auroc > best["auroc"]:
                 best = {"auroc": auroc, "epoch": epoch, "state": self.state()}
                 stale = 0
             else:
                 stale += 1
+            seconds = seconds_before + time.perf_counter() - started
+            row = {"phase": cfg.mode, "epoch": epoch, "train_loss": train_loss,
+                   "val_macro_auroc": auroc}  # fmt: skip
+            journal.epoch_done(phase, row, lambda e=epoch, b=best, s=stale, t=seconds: {
+                "model": self.state(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler and self.scheduler.state_dict(),
+                "epoch": e, "best": b, "stale": s, "seconds": t,
+            })  # fmt: skip
             bar.set_postfix(loss=f"{train_loss:.4f}", val_auroc=f"{auroc:.4f}",
                             best=f"{best['auroc']:.4f} (epoch {best['epoch']})",
                             refresh=False)  # fmt: skip
             bar.update()  # after the postfix, so the count and the figures are one epoch's
-            if stale >= cfg.patience:
-                bar.set_description(
-                    f"finetune {cfg.mode} (stopped early: no gain in {stale} epochs)"
-                )
-                break
+        if stale >= cfg.patience:
+            bar.set_description(f"finetune {cfg.mode} (stopped early: no gain in {stale} epochs)")
         bar.close()
         best["epochs_run"] = epoch
-        best["seconds"] = round(time.perf_counter() - started, 2)
+        best["seconds"] = round(seconds_before + time.perf_counter() - started, 2)
         return best
 
     def state(self) -> dict[str, torch.Tensor]:

@@ -20,9 +20,7 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,18 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from bell_edge.config import ModelConfig, PreprocessConfig, PretrainConfig, dump_toml, from_dict
+from bell_edge.config import (
+    ModelConfig,
+    PreprocessConfig,
+    PretrainConfig,
+    changed_setting,
+    dump_toml,
+    from_dict,
+)
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
 from bell_edge.files import appending, holds_files, write_json, write_text
-from bell_edge.models.artifact import MODEL
+from bell_edge.models.artifact import MODEL, SUBSET
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -180,6 +185,8 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
 
     if runtime.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a fresh start (--force): an earlier run's checkpoint must not be resumed
+            (out / CHECKPOINT).unlink(missing_ok=True)
         write_text(out / CONFIG, dump_toml(cfg))
         write_json(out / CORPUS, manifest)
         _truncate_metrics(out / METRICS, step)
@@ -191,7 +198,9 @@ def _pretrain(folders, out, cfg, runtime, resume, force, progress, max_steps) ->
     last: dict[str, float] = {}
     started = time.perf_counter()
     journal = appending(out / METRICS) if runtime.is_main else contextlib.nullcontext()
-    deferred = _interrupt_between_steps() if not runtime.distributed else contextlib.nullcontext([])
+    deferred = (
+        checkpoint.deferred_interrupt() if not runtime.distributed else contextlib.nullcontext([])
+    )
     with bar, journal as log, deferred as interrupted:
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
@@ -309,39 +318,14 @@ def _train_step(model, learner, augment, optimizer, scheduler, x, mask, step, to
 
 def _check_same_recipe(out: Path, state: dict, cfg: PretrainConfig, total: int) -> None:
     """A resumed run keeps its recipe and length: anything else would splice two runs."""
-    was = _flat(config_dict(from_dict(PretrainConfig, state["config"])))
-    now = _flat(config_dict(cfg))
-    changed = [k for k in now if k not in RESUME_MAY_CHANGE and now[k] != was.get(k)]
+    changed = changed_setting(from_dict(PretrainConfig, state["config"]), cfg, RESUME_MAY_CHANGE)
     if changed:
-        k = changed[0]
-        raise InputError(f"{out}: --resume with {k} = {now[k]}, but the run has {was.get(k)}; "
+        name, was, now = changed
+        raise InputError(f"{out}: --resume with {name} = {now}, but the run has {was}; "
                          "resume with the run's settings or start a new run")  # fmt: skip
     if state.get("total_steps", total) != total:
         raise InputError(f"{out}: --resume with {total} steps in all, but the run has "
                          f"{state['total_steps']}; drop --max-steps or give the run's")  # fmt: skip
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return flat
-
-
-@contextlib.contextmanager
-def _interrupt_between_steps():
-    """Ctrl-C (SIGINT) during training takes effect at the end of the step it falls in, where a
-    checkpoint is saved first, so an interrupted run resumes exactly (a kill still loses the
-    steps since the last checkpoint). Yields a list that is non-empty once interrupted."""
-    hit: list[bool] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield hit
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: hit.append(True))
-    try:
-        yield hit
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _save(out, learner, optimizer, scheduler, step, total, cfg, runtime, dataset: Corpus) -> None:
@@ -427,6 +411,10 @@ def encoder_source(path: Path) -> Path:
     checkpoint's) and is refused; naming its `encoder.pt` takes that encoder as it is."""
     if not path.is_dir():
         return path
+    if (path / SUBSET).is_file() or (path / MODEL).is_file():
+        raise InputError(f"{path}: a fine-tuning run, not a pretraining run; --init takes a "
+                         "pretraining run, its encoder.pt or a shipped encoder "
+                         "(bell-edge pretrained list)")  # fmt: skip
     if (path / CHECKPOINT).is_file() and not (path / "summary.json").is_file():
         raise InputError(
             f"{path}: an unfinished pretraining run (no summary.json); finish it with "
@@ -435,10 +423,6 @@ def encoder_source(path: Path) -> Path:
         )
     if (path / ENCODER).is_file():
         return path / ENCODER
-    if not (path / CHECKPOINT).is_file() and (path / MODEL).is_file():
-        raise InputError(f"{path}: a fine-tuned run, not a pretraining run; --init takes a "
-                         "pretraining run, its encoder.pt or a shipped encoder "
-                         "(bell-edge pretrained list)")  # fmt: skip
     return path / CHECKPOINT
 
 
