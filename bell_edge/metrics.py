@@ -168,3 +168,14 @@ def _check(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndar
     if not np.isfinite(s).all():
         raise ValueError("scores contain NaN or infinity")
     return y, s
+
+
+def per_record(record_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray):
+    """Average window scores per record (long records give several windows)."""
+    ids, inverse = np.unique(record_ids, return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    counts = np.bincount(inverse, minlength=len(ids))[:, None]
+    first = np.zeros(len(ids), dtype=int)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    return ids, sums / counts, labels[first]

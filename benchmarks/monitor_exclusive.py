@@ -28,10 +28,11 @@ import wfdb
 from monitor_common import DATA, machine, machine_line, write
 
 from bell_edge.data import cache as data_cache
-from bell_edge.models.artifact import load_classifier, per_record, predict
+from bell_edge.data.cache import lead_set_mask
+from bell_edge.metrics import per_record
+from bell_edge.models.artifact import load_classifier, predict
 from bell_edge.replay import replay
 from bell_edge.runtime.bundle import read_bundle
-from bell_edge.train.lead_sets import lead_set_mask
 
 RULES = ("probability", "log-odds margin")
 

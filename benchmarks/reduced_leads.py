@@ -17,7 +17,6 @@ import numpy as np
 from monitor_common import DATA, DEFAULT_BUNDLE, ROOT, machine, machine_line, write
 
 from bell_edge.data import cache as data_cache
-from bell_edge.models.artifact import labeled_rows
 from bell_edge.runtime.engine import Engine
 from bell_edge.train.evaluate import score
 
@@ -43,7 +42,7 @@ def main() -> None:
     for precision in ("int8", "fp32"):
         engine = Engine(args.bundle, precision=precision)
         cache = data_cache.load(args.data, engine.bundle.preprocess, progress=False)
-        val = labeled_rows(cache, "val", engine.classes, args.data)
+        val = data_cache.labeled_rows(cache, "val", engine.classes, args.data)
         full = None
         for name, leads in LEAD_SETS.items():
             keep = np.array(

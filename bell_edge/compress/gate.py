@@ -12,8 +12,7 @@ import numpy as np
 
 from bell_edge.compress.quantize import sensitive_nodes
 from bell_edge.export.onnx import run_onnx
-from bell_edge.metrics import evaluate_scores
-from bell_edge.models.artifact import per_record
+from bell_edge.metrics import evaluate_scores, per_record
 
 
 @dataclasses.dataclass(frozen=True)

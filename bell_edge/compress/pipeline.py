@@ -31,7 +31,7 @@ from bell_edge.export.bundle import check_target, write_bundle
 from bell_edge.export.litert import require_converter
 from bell_edge.export.onnx import export_fp32
 from bell_edge.export.tensorrt import build_engine, require_tensorrt
-from bell_edge.models.artifact import classifier_file, labeled_rows, load_classifier
+from bell_edge.models.artifact import classifier_file, load_classifier
 from bell_edge.runtime.bundle import Bundle
 
 CALIBRATION_WINDOWS = 512
@@ -52,7 +52,7 @@ def _calibration(calib: Path, clf) -> tuple[np.ndarray, np.ndarray, dict]:
 def eval_set(path: Path, clf) -> EvalSet:
     cache = data_cache.load(path, clf.preprocess, progress=False, tasks=clf.meta.get("tasks"))
     split = "val" if len(cache.rows("val")) else "test"
-    rows = labeled_rows(cache, split, clf.classes, path)
+    rows = data_cache.labeled_rows(cache, split, clf.classes, path)
     return EvalSet(
         np.ascontiguousarray(cache.windows[rows]),
         cache.lead_masks[rows].astype(np.float32),

@@ -33,16 +33,14 @@ from bell_edge.config import FinetuneConfig, ModelConfig, load_toml
 from bell_edge.data import cache as data_cache
 from bell_edge.errors import InputError
 from bell_edge.files import write_json
-from bell_edge.metrics import evaluate_scores
+from bell_edge.metrics import evaluate_scores, per_record
 from bell_edge.models.artifact import (
     CONFIG,
     MODEL,
     SUBSET,
     Classifier,
     check_run_dir,
-    labeled_rows,
     load_classifier,
-    per_record,
     predict,
 )
 from bell_edge.models.encoder import count_macs, count_params
@@ -175,7 +173,7 @@ def prune_run(
                               label_fraction=clf.meta["label_fraction"])  # fmt: skip
 
     cache = data_cache.load(data, clf.preprocess, progress=progress)
-    val = labeled_rows(cache, "val", clf.classes, data)
+    val = data_cache.labeled_rows(cache, "val", clf.classes, data)
     step("val macro AUROC of the original")
     original = {**size(clf), "val_macro_auroc": val_macro_auroc(clf.model, cache, val)}
     step(f"prune {ratio:g} of the encoder channels")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bell_edge.config import PreprocessConfig, from_dict, to_dict
+from bell_edge.config import CANONICAL_LEADS, PreprocessConfig, from_dict, to_dict
 from bell_edge.data.datasets import (
     SPLITS,
     Dataset,
@@ -305,3 +305,25 @@ def load(
     label = "" if not tasks else "|" + ",".join(tasks)  # default tasks keep their old slot
     slot = hashlib.sha256(f"{dataset.root.resolve()}|{cfg.hash()}{label}".encode()).hexdigest()[:16]
     return prepare(dataset, default_cache_root() / slot, cfg, force=True, progress=progress).cache
+
+
+def labeled_rows(cache: WindowCache, split: str, classes: tuple[str, ...], data) -> np.ndarray:
+    """Rows of `split`, checked: labeled, classes as the model's, not empty."""
+    if not cache.classes:
+        raise InputError(f"{data}: unlabeled; evaluation needs labels")
+    if tuple(cache.classes) != tuple(classes):
+        raise InputError(
+            f"{data}: classes {', '.join(cache.classes)} do not match the model's "
+            f"{', '.join(classes)}"
+        )
+    rows = cache.rows(split)
+    if len(rows) == 0:
+        have = sorted(set(cache.splits) - {""}) or ["all"]
+        raise InputError(f"{data}: no records in split {split!r} (it has: {', '.join(have)})")
+    return rows
+
+
+def lead_set_mask(masks: np.ndarray, leads: tuple[str, ...]) -> np.ndarray:
+    """`masks` with every lead outside `leads` set False."""
+    keep = np.isin(np.array(CANONICAL_LEADS), leads)
+    return masks & keep[None, :]

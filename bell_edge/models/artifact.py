@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from bell_edge.config import ModelConfig, PreprocessConfig, from_dict
-from bell_edge.data.cache import WindowCache
 from bell_edge.errors import InputError
 from bell_edge.files import holds_files
 from bell_edge.models import checkpoint
@@ -111,30 +110,3 @@ def predict(
         m = torch.from_numpy(np.ascontiguousarray(masks[i : i + batch_size]))
         out.append(torch.sigmoid(model(x, m)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def per_record(record_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray):
-    """Average window scores per record (long records give several windows)."""
-    ids, inverse = np.unique(record_ids, return_inverse=True)
-    sums = np.zeros((len(ids), scores.shape[1]))
-    np.add.at(sums, inverse, scores)
-    counts = np.bincount(inverse, minlength=len(ids))[:, None]
-    first = np.zeros(len(ids), dtype=int)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
-    return ids, sums / counts, labels[first]
-
-
-def labeled_rows(cache: WindowCache, split: str, classes: tuple[str, ...], data) -> np.ndarray:
-    """Rows of `split`, checked: labeled, classes as the model's, not empty."""
-    if not cache.classes:
-        raise InputError(f"{data}: unlabeled; evaluation needs labels")
-    if tuple(cache.classes) != tuple(classes):
-        raise InputError(
-            f"{data}: classes {', '.join(cache.classes)} do not match the model's "
-            f"{', '.join(classes)}"
-        )
-    rows = cache.rows(split)
-    if len(rows) == 0:
-        have = sorted(set(cache.splits) - {""}) or ["all"]
-        raise InputError(f"{data}: no records in split {split!r} (it has: {', '.join(have)})")
-    return rows

@@ -3,7 +3,8 @@
 The data is labeled by the model's tasks (or `tasks`, a part of them); the model's columns of the
 data's classes are scored. `leads` masks every other lead and applies that lead set's decision
 thresholds (fitted on val with the same mask at fine-tuning); `positive_rate` is the share of
-positive decisions over records and classes.
+positive decisions over records and classes. A bundle is scored through the runtime alone: torch
+is imported only for a torch run or checkpoint.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import Any
 import numpy as np
 
 from bell_edge.data import cache as data_cache
-from bell_edge.data.cache import WindowCache
+from bell_edge.data.cache import WindowCache, labeled_rows, lead_set_mask
 from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.leads import parse_leads
 from bell_edge.errors import InputError
-from bell_edge.metrics import evaluate_scores
-from bell_edge.models.artifact import labeled_rows, load_classifier, per_record, predict
-from bell_edge.train.lead_sets import lead_set_mask
+from bell_edge.metrics import evaluate_scores, per_record
 
 
 def score(
@@ -122,6 +121,8 @@ def evaluate_run(
     """A fine-tuned run or checkpoint (torch), or a bundle (ONNX Runtime; INT8 by default)."""
     if (Path(model) / "manifest.json").is_file():
         return evaluate_bundle(model, data, split, precision or "int8", bootstrap, tasks, leads)
+    from bell_edge.models.artifact import load_classifier, predict
+
     clf = load_classifier(model)
     model_tasks = tuple(clf.meta.get("tasks", ()))
     cache, rows, cols, tasks = _prepare(model, data, split, tasks, model_tasks, clf.classes,

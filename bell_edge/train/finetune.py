@@ -29,7 +29,13 @@ from bell_edge.data.datasets import parse_tasks
 from bell_edge.data.splits import label_subset, load_subset, save_subset, subset_rows
 from bell_edge.errors import InputError
 from bell_edge.files import appending, holds_files, staged_file, write_json, write_text
-from bell_edge.metrics import best_f1_thresholds, evaluate_scores, exclusive_pairs, separable
+from bell_edge.metrics import (
+    best_f1_thresholds,
+    evaluate_scores,
+    exclusive_pairs,
+    per_record,
+    separable,
+)
 from bell_edge.models import pretrained
 from bell_edge.models.artifact import (
     CHECKPOINT,
@@ -39,7 +45,6 @@ from bell_edge.models.artifact import (
     SUBSET,
     Classifier,
     check_run_dir,
-    per_record,
     predict,
 )
 from bell_edge.models.heads import ECGClassifier

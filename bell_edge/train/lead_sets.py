@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from bell_edge.config import CANONICAL_LEADS
+from bell_edge.data.cache import lead_set_mask
 from bell_edge.data.leads import LEAD_SETS
-from bell_edge.metrics import best_f1_thresholds, evaluate_scores
-from bell_edge.models.artifact import per_record
+from bell_edge.metrics import best_f1_thresholds, evaluate_scores, per_record
 
 ALARM_FPR = 0.05
 
@@ -28,12 +28,6 @@ SUBSET_ROWS = [
     for leads in LEAD_SETS.values()
     if len(leads) < len(CANONICAL_LEADS)
 ]
-
-
-def lead_set_mask(masks: np.ndarray, leads: tuple[str, ...]) -> np.ndarray:
-    """`masks` with every lead outside `leads` set False."""
-    keep = np.isin(np.array(CANONICAL_LEADS), leads)
-    return masks & keep[None, :]
 
 
 def drop_leads(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,20 @@ def test_evaluate_run_and_its_fp32_export_agree(tiny_classifier, tiny_bundle, pt
     text = run("evaluate", tiny_bundle, "--data", ptbxl100, "--split", "val", "--bootstrap", "0")
     assert f"macro AUROC {int8['macro_auroc']:.4f} (no CI)" in text.stdout
     assert "nan" not in text.stdout
+
+
+def test_evaluating_a_bundle_imports_no_torch(tiny_bundle, ptbxl100):
+    """A bundle is scored through the runtime alone, as a deployment host would run it."""
+    args = ["evaluate", str(tiny_bundle), "--data", str(ptbxl100), "--split", "val",
+            "--bootstrap", "0", "--json"]  # fmt: skip
+    code = (
+        "import sys\nfrom bell_edge.cli import main\n"
+        f"main({args!r}, standalone_mode=False)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n_records"] == 183
 
 
 def test_existing_bundle_needs_force(tiny_classifier, tiny_bundle, ptbxl100):
