@@ -28,7 +28,7 @@ from bell_edge.bench import roofline
 from bell_edge.bench.backends import bundle_model, recorded_checkpoint, source_checkpoint
 from bell_edge.bench.latency import bench_inputs
 from bell_edge.errors import InputError
-from bell_edge.files import staged_dir, staged_file
+from bell_edge.files import staged_dir, staged_file, tidied_on_failure
 from bell_edge.runtime.backends import open_model
 from bell_edge.runtime.bundle import Bundle, read_bundle
 
@@ -179,7 +179,7 @@ def profile(
     if min(batch, threads, runs) < 1 or warmup < 0:
         raise InputError("batch, threads and runs must be positive, warm-up not negative")
     x, m, data_used = bench_inputs(bundle, data, batch, progress)
-    with staged_dir(out) as tmp:
+    with tidied_on_failure(out), staged_dir(out) as tmp:  # no empty profile_out/ left behind
         if backend == "torch":
             file = recorded_checkpoint(bundle)  # _torch_profile verifies it as it loads
             layers, total_ms, trace = _torch_profile(bundle, x, m, threads, warmup, runs, tmp)

@@ -61,3 +61,24 @@ def test_profile_sums_to_the_run(backend, tiny_bundle, ptbxl_cache, tmp_path):
     assert json.loads((out / "profile.json").read_text())["backend"] == backend
     with pytest.raises(InputError, match="exists"):
         profile(tiny_bundle, out, backend, data=ptbxl_cache.root, progress=False)
+
+
+def test_a_failed_profile_leaves_no_default_folder(tiny_bundle, ptbxl_cache, tmp_path, monkeypatch):
+    """The default `profile_out/BUNDLE-BACKEND` (both folders new) is gone again after a failure
+    inside the run; an `out` whose parent existed keeps that parent."""
+    from bell_edge.bench import profile as profile_module
+
+    def broken(*args, **kwargs):
+        raise InputError("the backend failed")
+
+    monkeypatch.setattr(profile_module, "_ort_profile", broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="the backend failed"):
+        profile(tiny_bundle, None, "ort-int8", runs=1, data=ptbxl_cache.root, progress=False)
+    assert not (tmp_path / "profile_out").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(InputError):
+        profile(tiny_bundle, tmp_path / "mine" / "p", "ort-int8", runs=1, data=ptbxl_cache.root,
+                progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == [tmp_path / "mine"]
+    assert not any((tmp_path / "mine").iterdir())
