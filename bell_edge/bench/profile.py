@@ -15,10 +15,14 @@ as `coverage`. The profiler slows a run down: latency figures come from `bell-ed
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import sys
+import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +101,25 @@ def _ort_profile(path: Path, feed: dict, threads: int, warmup: int, runs: int, t
     return layers, float(np.mean(run_us)) / 1e3, trace
 
 
+@contextlib.contextmanager
+def _kineto_notices_dropped() -> Iterator[None]:
+    """Kineto (torch's profiler) writes a `USDT:... profiler_start` / `profiler_stop` notice
+    straight to file descriptor 2 at every start and stop (no log level silences it): within the
+    block fd 2 goes to a file, and afterwards every other line it caught is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.writelines(line for line in lines if not line.startswith("USDT:"))
+
+
 def _torch_profile(bundle: Bundle, x, m, threads: int, warmup: int, runs: int, tmp: Path):
     import torch
     from torch import nn
@@ -127,7 +150,7 @@ def _torch_profile(bundle: Bundle, x, m, threads: int, warmup: int, runs: int, t
         with torch.inference_mode():
             for _ in range(warmup):
                 model(x, m)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with _kineto_notices_dropped(), profile(activities=[ProfilerActivity.CPU]) as prof:
                 for _ in range(runs):
                     with record_function("model_run"):
                         model(x, m)

@@ -38,7 +38,7 @@ def test_names_of_fused_nodes():
 
 
 @pytest.mark.parametrize("backend", ["ort-int8", "torch"])
-def test_profile_sums_to_the_run(backend, tiny_bundle, ptbxl_cache, tmp_path):
+def test_profile_sums_to_the_run(backend, tiny_bundle, ptbxl_cache, tmp_path, capfd):
     out = tmp_path / "prof"
     result = profile(tiny_bundle, out, backend, batch=32, warmup=2, runs=5, top=5,
                      data=ptbxl_cache.root, progress=False)  # fmt: skip
@@ -59,6 +59,7 @@ def test_profile_sums_to_the_run(backend, tiny_bundle, ptbxl_cache, tmp_path):
     assert sum(e.get("name") == "model_run" for e in events) == TRACE_RUNS  # of 5 timed runs
     assert (out / "layers.png").stat().st_size > 1000
     assert json.loads((out / "profile.json").read_text())["backend"] == backend
+    assert "USDT:" not in capfd.readouterr().err  # kineto's start/stop notices are dropped
     with pytest.raises(InputError, match="exists"):
         profile(tiny_bundle, out, backend, data=ptbxl_cache.root, progress=False)
 
