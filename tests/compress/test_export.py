@@ -223,4 +223,4 @@ def test_a_folder_that_is_not_a_fine_tuned_run_says_what_it_looks_like(
     refused = run("finetune", "--data", ptbxl100, "--init", tiny_classifier, "--out",
                   tmp_path / "ft")  # fmt: skip
     assert refused.exit_code == 2
-    assert f"{tiny_classifier}: a fine-tuned run, not a pretraining run" in refused.stderr
+    assert f"{tiny_classifier}: a fine-tuning run, not a pretraining run" in refused.stderr
