@@ -20,7 +20,7 @@ from bell_edge.models.pretrained import ENCODER_FILE, MANIFEST_FILE
 
 CLASSIFIER_FORMAT = "bell-edge-classifier"
 MODEL, SUBSET, CONFIG = "model.pt", "subset.json", "config.toml"
-CHECKPOINT = "checkpoint.pt"  # a fine-tuning run in progress (`--resume`)
+CHECKPOINT = "checkpoint.pt"  # a run in progress, pretraining or fine-tuning (`--resume`)
 
 
 def check_run_dir(out: Path, force: bool) -> None:

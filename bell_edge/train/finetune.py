@@ -124,7 +124,7 @@ def finetune(
     }
     saved = checkpoint.load(out / CHECKPOINT) if resume else None
     if saved is not None:
-        _check_same_run(out, saved, identity)
+        _check_same_run(out, saved, identity, cfg)
     else:  # a fresh start (--force): an earlier run's checkpoint must not be resumed into it
         (out / CHECKPOINT).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,16 +231,12 @@ def _resumable(out: Path, resume: bool, force: bool, progress: bool) -> bool:
     return False
 
 
-def _check_same_run(out: Path, saved: dict, identity: dict) -> None:
+def _check_same_run(out: Path, saved: dict, identity: dict, cfg: FinetuneConfig) -> None:
     """A resumed run keeps its data, init and recipe: anything else would splice two runs."""
     if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{out / CHECKPOINT}: not a bell-edge fine-tuning checkpoint")
     was = saved["run"]
-    changed = changed_setting(
-        from_dict(FinetuneConfig, was["config"]),
-        from_dict(FinetuneConfig, identity["config"]),
-        RESUME_MAY_CHANGE,
-    )
+    changed = changed_setting(from_dict(FinetuneConfig, was["config"]), cfg, RESUME_MAY_CHANGE)
     if changed:
         name, before, now = changed
         raise InputError(f"{out}: --resume with {name} = {now}, but the run has {before}; "

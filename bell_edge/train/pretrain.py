@@ -43,7 +43,7 @@ from bell_edge.config import (
 from bell_edge.config import to_dict as config_dict
 from bell_edge.errors import InputError
 from bell_edge.files import appending, holds_files, write_json, write_text
-from bell_edge.models.artifact import MODEL, SUBSET
+from bell_edge.models.artifact import CHECKPOINT, MODEL, SUBSET
 from bell_edge.models.encoder import convert_layout
 from bell_edge.ssl.augment import Augmenter
 from bell_edge.ssl.learner import BootstrapLearner
@@ -54,7 +54,7 @@ from bell_edge.train.device import Runtime, generator, setup, teardown
 from bell_edge.train.lead_sets import kept_leads
 
 ENCODER_FORMAT = "bell-edge-encoder"
-CHECKPOINT, ENCODER, CONFIG, METRICS = "checkpoint.pt", "encoder.pt", "config.toml", "metrics.jsonl"
+ENCODER, CONFIG, METRICS = "encoder.pt", "config.toml", "metrics.jsonl"
 RESUME_MAY_CHANGE = ("device", "compile", "checkpoint_every")  # how a run runs, not its recipe
 CORPUS = "corpus.json"  # the sources: path, layout, records, windows, sha256 of each cache index
 # Epoch presets: "long" is BYOL-family length (>= 100 epochs), sized to finish on 2 CPU cores in
